@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// endpointFlags are the broker connection flags, the same on every command.
+type endpointFlags struct {
+	sourceURL, sourceAPI string
+	targetURL, targetAPI string
+	tls                  broker.TLSOptions
+}
+
+type side int
+
+const (
+	sourceSide side = 1 << iota
+	targetSide
+	bothSides = sourceSide | targetSide
+)
+
+func addEndpointFlags(cmd *cobra.Command, sides side) *endpointFlags {
+	f := &endpointFlags{}
+	fs := cmd.Flags()
+	if sides&sourceSide != 0 {
+		fs.StringVar(&f.sourceURL, "source-url", "", "source AMQP URL, amqp[s]://user:pass@host:5672/")
+		fs.StringVar(&f.sourceAPI, "source-api", "", "source HTTP API URL, http[s]://host:15672 (credentials default to the AMQP URL's)")
+	}
+	if sides&targetSide != 0 {
+		fs.StringVar(&f.targetURL, "target-url", "", "target AMQP URLs, comma separated, one per node")
+		fs.StringVar(&f.targetAPI, "target-api", "", "target HTTP API URL (credentials default to the first AMQP URL's)")
+	}
+	fs.StringVar(&f.tls.CAFile, "ca-file", "", "PEM CA bundle for amqps:// and https:// endpoints")
+	fs.StringVar(&f.tls.CertFile, "cert-file", "", "client certificate (PEM) for mutual TLS")
+	fs.StringVar(&f.tls.KeyFile, "key-file", "", "client key (PEM) for mutual TLS")
+	fs.StringVar(&f.tls.ServerName, "server-name", "", "TLS server name to expect, when it differs from the URL host")
+	return f
+}
+
+func (f *endpointFlags) source() (broker.Endpoint, error) {
+	ep, err := broker.ParseEndpoint("source", f.sourceURL, f.sourceAPI, f.tls)
+	return ep, withCode(exitUsage, err)
+}
+
+func (f *endpointFlags) target() (broker.Endpoint, error) {
+	ep, err := broker.ParseEndpoint("target", f.targetURL, f.targetAPI, f.tls)
+	return ep, withCode(exitUsage, err)
+}
+
+// errNotYet marks a command whose behaviour a later change delivers.
+func errNotYet(what string) error {
+	return withCode(exitFailure, fmt.Errorf("%s is not implemented yet", what))
+}
