@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a warm one: installs what is
+# missing, brings the local broker lab up (or reuses it), runs `go test ./...`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+mkdir -p bin
+go build -o bin/warren ./cmd/warren
+./bin/warren lab up
+
+go test -count=1 -timeout 45m "$@" ./...
