@@ -79,6 +79,20 @@ func (l *Lab) Config(n Node) string {
 		for i, t := range l.NodesOf(Target) {
 			line("cluster_formation.classic_config.nodes."+strconv.Itoa(i+1), t.Erlang)
 		}
+		// AMQPS and HTTPS beside the plain listeners. A client certificate
+		// is checked when offered and not required, so one node serves
+		// plain TLS and mutual TLS alike.
+		f := l.TLS()
+		line("listeners.ssl.1", "127.0.0.1:"+strconv.Itoa(n.AMQPSPort()))
+		for _, prefix := range []string{"ssl_options", "management.ssl"} {
+			line(prefix+".cacertfile", f.CA)
+			line(prefix+".certfile", f.ServerCert)
+			line(prefix+".keyfile", f.ServerKey)
+			line(prefix+".verify", "verify_peer")
+			line(prefix+".fail_if_no_peer_cert", "false")
+		}
+		line("management.ssl.port", n.APISPort())
+		line("management.ssl.ip", "127.0.0.1")
 	}
 	return b.String()
 }

@@ -99,6 +99,21 @@ func (l *Lab) SourceEndpoint() broker.Endpoint { return l.endpointOf(Source) }
 // TargetEndpoint is the lab's target cluster, one AMQP URL per node.
 func (l *Lab) TargetEndpoint() broker.Endpoint { return l.endpointOf(Target) }
 
+// TargetTLSEndpoint is the lab's target cluster over AMQPS and HTTPS,
+// trusting the lab CA.
+func (l *Lab) TargetTLSEndpoint() broker.Endpoint {
+	var urls []string
+	for _, n := range l.NodesOf(Target) {
+		urls = append(urls, fmt.Sprintf("amqps://%s:%s@localhost:%d/", TargetUser, TargetPassword, n.AMQPSPort()))
+	}
+	ep, err := broker.ParseEndpoint("target", strings.Join(urls, ","),
+		fmt.Sprintf("https://localhost:%d", l.NodesOf(Target)[0].APISPort()), broker.TLSOptions{CAFile: l.TLS().CA})
+	if err != nil {
+		panic(err)
+	}
+	return ep
+}
+
 func (l *Lab) endpointOf(role Role) broker.Endpoint {
 	env := l.Endpoints()
 	ep, err := broker.ParseEndpoint(string(role), env["WARREN_"+strings.ToUpper(string(role))+"_URL"],
@@ -247,6 +262,9 @@ func (l *Lab) Up(ctx context.Context) error {
 	}
 	if err := l.writeCookie(); err != nil {
 		return err
+	}
+	if err := l.writeTLS(); err != nil {
+		return fmt.Errorf("lab TLS certificates: %w", err)
 	}
 	attempts := map[string]int{}
 	for _, st := range l.Status(ctx) {
