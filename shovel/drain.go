@@ -1,0 +1,614 @@
+package shovel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// Options configure a drain.
+type Options struct {
+	Source, Target broker.Endpoint
+	// Vhosts limits the drain to these vhosts; all vhosts when empty.
+	Vhosts []string
+	// Side is where the shovels run; OnTarget when empty.
+	Side Side
+	// ShovelSourceURL is how the shovels reach the source, when it differs
+	// from what warren uses (e.g. from inside Kubernetes). Default: the
+	// source's first AMQP URL.
+	ShovelSourceURL string
+	// ShovelTargetURLs is how shovels on the source reach the target.
+	// Default: every target AMQP URL, so a shovel fails over between nodes.
+	ShovelTargetURLs []string
+	// Parallel is how many queues drain at once (default 4).
+	Parallel int
+	// Prefetch is each shovel's src-prefetch-count (default DefaultPrefetch).
+	Prefetch int
+	// AllowLive lets the drain run while other clients are attached to the
+	// source; each queue is then done once it has stayed empty for Settle.
+	AllowLive bool
+	Settle    time.Duration
+	// StallTimeout fails a queue whose counts stop moving for this long
+	// (default 2 minutes). Its shovel is left in place: nothing is lost.
+	StallTimeout time.Duration
+	// StatePath is the resume file; empty keeps state in memory only.
+	StatePath string
+	// Progress receives per-queue progress; nil reports nothing.
+	Progress Progress
+	// Poll is how often counts are read (default 250ms).
+	Poll time.Duration
+}
+
+func (o *Options) defaults() error {
+	var err error
+	if o.Side, err = ParseSide(string(o.Side)); err != nil {
+		return err
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.Prefetch <= 0 {
+		o.Prefetch = DefaultPrefetch
+	}
+	if o.Settle <= 0 {
+		o.Settle = 10 * time.Second
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 2 * time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = 250 * time.Millisecond
+	}
+	if o.Progress == nil {
+		o.Progress = NoProgress{}
+	}
+	if o.ShovelSourceURL == "" && len(o.Source.AMQP) > 0 {
+		o.ShovelSourceURL = o.Source.URLWithVhost(0, "")
+	}
+	if len(o.ShovelTargetURLs) == 0 {
+		for i := range o.Target.AMQP {
+			o.ShovelTargetURLs = append(o.ShovelTargetURLs, o.Target.URLWithVhost(i, ""))
+		}
+	}
+	return nil
+}
+
+// ErrLiveClients is returned when clients other than warren are attached to
+// the source and AllowLive is off.
+var ErrLiveClients = errors.New("clients are still attached to the source")
+
+// ErrNotConserved is returned when a queue's counts do not add up.
+var ErrNotConserved = errors.New("message counts not conserved")
+
+type drainer struct {
+	opts           Options
+	srcAPI, dstAPI *broker.API
+	src, dst       *depths
+	state          *State
+}
+
+// Drain moves every message queued on the source into the same queue on the
+// target. Each target queue must already exist (import definitions first).
+// It returns a report even when some queues failed; the error then names
+// them. Running it again resumes an interrupted drain, and does nothing
+// after a complete one.
+func Drain(ctx context.Context, opts Options) (*Report, error) {
+	start := time.Now()
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	d := &drainer{opts: opts, src: newDepths(opts.Source), dst: newDepths(opts.Target)}
+	defer d.src.Close()
+	defer d.dst.Close()
+	var err error
+	if d.srcAPI, err = opts.Source.NewAPI(); err != nil {
+		return nil, err
+	}
+	if d.dstAPI, err = opts.Target.NewAPI(); err != nil {
+		return nil, err
+	}
+	if d.state, err = OpenState(opts.StatePath); err != nil {
+		return nil, err
+	}
+	report := &Report{Side: opts.Side, Parallel: opts.Parallel}
+
+	work, skipped, err := d.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	report.Skipped = skipped
+	if len(work) == 0 {
+		report.finish(start)
+		return report, nil
+	}
+	if err := d.checkLive(ctx, work); err != nil {
+		return nil, err
+	}
+	slog.Info("draining", "queues", len(work), "side", opts.Side, "parallel", opts.Parallel)
+
+	results := make([]QueueResult, len(work))
+	sem := make(chan struct{}, opts.Parallel)
+	var wg sync.WaitGroup
+	for i, q := range work {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = QueueResult{Vhost: q.vhost, Queue: q.name, Shovel: Name(q.name), Status: StatusFailed, Detail: ctx.Err().Error()}
+				return
+			}
+			defer func() { <-sem }()
+			results[i] = d.queue(ctx, q)
+		}()
+	}
+	wg.Wait()
+	opts.Progress.Close()
+	report.Queues = results
+	report.finish(start)
+
+	var failed []string
+	for _, r := range report.Failed() {
+		failed = append(failed, fmt.Sprintf("%s/%s: %s", r.Vhost, r.Queue, r.Detail))
+	}
+	if len(failed) > 0 {
+		return report, fmt.Errorf("%w: %d of %d queues: %s", ErrNotConserved, len(failed), len(results), strings.Join(failed, "; "))
+	}
+	return report, nil
+}
+
+type workItem struct {
+	vhost, name string
+	resume      bool // a state entry or a shovel of ours exists
+}
+
+// discover lists the source queues that hold messages, plus those a previous
+// run left unfinished.
+func (d *drainer) discover(ctx context.Context) ([]workItem, []string, error) {
+	var queues []struct {
+		Name      string `json:"name"`
+		Vhost     string `json:"vhost"`
+		Exclusive bool   `json:"exclusive"`
+		Messages  int    `json:"messages"`
+	}
+	if err := d.srcAPI.Get(ctx, "queues?columns=name,vhost,exclusive,messages", &queues); err != nil {
+		return nil, nil, fmt.Errorf("list source queues: %w", err)
+	}
+	existing, err := d.shovels(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := map[string]bool{}
+	for _, v := range d.opts.Vhosts {
+		want[v] = true
+	}
+	var work []workItem
+	var skipped []string
+	for _, q := range queues {
+		if len(want) > 0 && !want[q.Vhost] {
+			continue
+		}
+		if q.Exclusive {
+			// Owned by one connection and gone with it: nothing to move.
+			skipped = append(skipped, fmt.Sprintf("%s/%s: exclusive", q.Vhost, q.Name))
+			continue
+		}
+		entry, inState := d.state.Get(q.Vhost, q.Name)
+		pending := inState && entry.Status == StatusPending
+		_, hasShovel := existing[stateKey(q.Vhost, q.Name)]
+		// The HTTP count may lag; a passive declare is exact.
+		ready, _, err := d.src.Depth(ctx, q.Vhost, q.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ready == 0 && q.Messages == 0 && !pending && !hasShovel {
+			continue
+		}
+		work = append(work, workItem{vhost: q.Vhost, name: q.Name, resume: pending || hasShovel})
+	}
+	sort.Slice(work, func(i, j int) bool {
+		if work[i].vhost != work[j].vhost {
+			return work[i].vhost < work[j].vhost
+		}
+		return work[i].name < work[j].name
+	})
+	return work, skipped, nil
+}
+
+// shovels lists warren's shovels on the side that runs them.
+func (d *drainer) shovels(ctx context.Context) (map[string]Info, error) {
+	api := d.dstAPI
+	if d.opts.Side == OnSource {
+		api = d.srcAPI
+	}
+	list, err := List(ctx, api, d.opts.Side)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Info{}
+	for _, s := range list {
+		out[stateKey(s.Vhost, strings.TrimPrefix(s.Name, NamePrefix))] = s
+	}
+	return out, nil
+}
+
+// checkLive refuses to drain while clients other than warren and its
+// shovels are connected to the source vhosts involved, unless AllowLive.
+func (d *drainer) checkLive(ctx context.Context, work []workItem) error {
+	vhosts := map[string]bool{}
+	for _, w := range work {
+		vhosts[w.vhost] = true
+	}
+	var live []string
+	for v := range vhosts {
+		var conns []struct {
+			Name     string `json:"name"`
+			Provided string `json:"user_provided_name"`
+			User     string `json:"user"`
+		}
+		if err := d.srcAPI.Get(ctx, "vhosts/"+broker.PathEscape(v)+"/connections", &conns); err != nil {
+			return fmt.Errorf("list source connections in vhost %s: %w", v, err)
+		}
+		for _, c := range conns {
+			if c.Provided == "warren" || strings.HasPrefix(c.Provided, "Shovel "+NamePrefix) {
+				continue
+			}
+			live = append(live, fmt.Sprintf("connection %s (user %s) in vhost %s", c.Name, c.User, v))
+		}
+	}
+	// The connection list lags by the stats interval; consumer counts from
+	// a passive declare do not.
+	for _, w := range work {
+		_, consumers, err := d.src.Depth(ctx, w.vhost, w.name)
+		if err != nil {
+			return err
+		}
+		if w.resume && consumers > 0 {
+			consumers-- // our own shovel
+		}
+		if consumers > 0 {
+			live = append(live, fmt.Sprintf("%d consumer(s) on queue %s in vhost %s", consumers, w.name, w.vhost))
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	sort.Strings(live)
+	if !d.opts.AllowLive {
+		return fmt.Errorf("%w: %s. Stop them (or point them at the cluster) and run again, or pass --allow-live to drain anyway and wait until each queue stays empty",
+			ErrLiveClients, strings.Join(live, "; "))
+	}
+	for _, l := range live {
+		slog.Warn("draining with live clients", "client", l)
+	}
+	return nil
+}
+
+func (d *drainer) api(side Side) *broker.API {
+	if side == OnSource {
+		return d.srcAPI
+	}
+	return d.dstAPI
+}
+
+func (d *drainer) spec(vhost, queue string) Spec {
+	s := Spec{Vhost: vhost, Queue: queue, Prefetch: d.opts.Prefetch}
+	withVhost := func(raw string) string {
+		u, err := amqp.ParseURI(raw)
+		if err != nil {
+			return raw
+		}
+		u.Vhost = vhost
+		return u.String()
+	}
+	if d.opts.Side == OnSource {
+		s.SrcURIs = []string{DirectURI(vhost)}
+		for _, u := range d.opts.ShovelTargetURLs {
+			s.DestURIs = append(s.DestURIs, withVhost(u))
+		}
+	} else {
+		s.SrcURIs = []string{withVhost(d.opts.ShovelSourceURL)}
+		s.DestURIs = []string{DirectURI(vhost)}
+	}
+	return s
+}
+
+// queue drains one queue and reports it; failures are in the result.
+func (d *drainer) queue(ctx context.Context, w workItem) QueueResult {
+	start := time.Now()
+	r, err := d.drainQueue(ctx, w)
+	r.Seconds += time.Since(start).Seconds()
+	// The state keeps the status drainQueue left: still pending while a
+	// shovel of ours runs (interrupted, stalled), so the next run resumes
+	// with the first run's counts. Nothing is recorded before counting.
+	if r.Status != "" {
+		if perr := d.state.Put(r); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		r.Status, r.Detail = StatusFailed, err.Error()
+		slog.Error("queue not drained", "vhost", w.vhost, "queue", w.name, "err", err)
+	}
+	return r
+}
+
+func (d *drainer) drainQueue(ctx context.Context, w workItem) (QueueResult, error) {
+	r := QueueResult{Vhost: w.vhost, Queue: w.name, Shovel: Name(w.name), Live: d.opts.AllowLive}
+	api := d.api(d.opts.Side)
+
+	// The destination must exist as planned: a shovel publishing to a
+	// missing queue through the default exchange is confirmed and dropped.
+	targetNow, _, err := d.dst.Depth(ctx, w.vhost, w.name)
+	if errors.Is(err, errNoQueue) {
+		return r, fmt.Errorf("target has no queue %q in vhost %q; import the definitions first (warren definitions import)", w.name, w.vhost)
+	}
+	if err != nil {
+		return r, err
+	}
+
+	if prev, ok := d.state.Get(w.vhost, w.name); ok && prev.Status == StatusPending {
+		// Resume: keep the depths seen before the first shovel.
+		r.SourceBefore, r.TargetBefore, r.Seconds, r.Resumed = prev.SourceBefore, prev.TargetBefore, prev.Seconds, true
+		slog.Info("resuming drain", "vhost", w.vhost, "queue", w.name, "source_before", r.SourceBefore)
+	} else {
+		if w.resume {
+			// Our shovel exists but we have no record of it: stop it so
+			// the counts below are exact (unacked messages are requeued).
+			slog.Warn("found a shovel of an earlier run without its state; restarting it", "vhost", w.vhost, "queue", w.name)
+			if err := Delete(ctx, api, w.vhost, Name(w.name)); err != nil {
+				return r, err
+			}
+			if err := d.waitShovelGone(ctx, api, w.vhost, Name(w.name)); err != nil {
+				return r, err
+			}
+			if targetNow, _, err = d.dst.Depth(ctx, w.vhost, w.name); err != nil {
+				return r, err
+			}
+		}
+		srcNow, _, err := d.src.Depth(ctx, w.vhost, w.name)
+		if err != nil {
+			return r, err
+		}
+		r.SourceBefore, r.TargetBefore = srcNow, targetNow
+		r.Status = StatusPending
+		// Record before declaring, so a kill from here on can resume.
+		if err := d.state.Put(r); err != nil {
+			return r, err
+		}
+	}
+	r.Status = StatusPending
+
+	bar := d.opts.Progress.Queue(w.vhost, w.name, r.SourceBefore)
+	defer func() { bar.Done(r) }()
+
+	// Re-declaring a running shovel restarts it, and a restart requeues its
+	// in-flight messages after the target may already have them. A resumed
+	// run therefore leaves a running shovel of ours alone.
+	if !(r.Resumed && w.resume) {
+		if err := Declare(ctx, api, d.spec(w.vhost, w.name)); err != nil {
+			return r, err
+		}
+	}
+	return d.watch(ctx, api, &r, bar)
+}
+
+// watch follows a queue's counts until it is drained, then removes its
+// shovel and checks the counts.
+func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, bar QueueProgress) (QueueResult, error) {
+	tick := time.NewTicker(d.opts.Poll)
+	defer tick.Stop()
+	lastMoved, lastChange := -1, time.Now()
+	var emptySince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			// Leave the shovel running: it keeps moving messages safely
+			// and the next run picks it up.
+			return *r, fmt.Errorf("interrupted; the shovel keeps running, run the same command again to finish: %w", ctx.Err())
+		case <-tick.C:
+		}
+		srcReady, _, err := d.src.Depth(ctx, r.Vhost, r.Queue)
+		if err != nil {
+			slog.Warn("reading source depth", "err", err)
+			continue
+		}
+		dstNow, _, err := d.dst.Depth(ctx, r.Vhost, r.Queue)
+		if err != nil {
+			slog.Warn("reading target depth", "err", err)
+			continue
+		}
+		r.TargetAfter, r.Moved = dstNow, dstNow-r.TargetBefore
+		bar.Set(r.Moved)
+		if r.Moved != lastMoved {
+			lastMoved, lastChange = r.Moved, time.Now()
+		}
+
+		done := false
+		if srcReady == 0 {
+			// Ready is exact but says nothing of messages the shovel holds
+			// unacknowledged. The HTTP API's total (ready + unacked) lags,
+			// but during a drain without producers it only falls, so a
+			// stale zero cannot occur and a zero is the truth.
+			total, err := d.sourceTotal(ctx, r.Vhost, r.Queue)
+			if err != nil {
+				slog.Warn("reading source totals", "err", err)
+				continue
+			}
+			if d.opts.AllowLive {
+				if total != 0 {
+					emptySince = time.Time{}
+				} else if emptySince.IsZero() {
+					emptySince = time.Now()
+				}
+				done = !emptySince.IsZero() && time.Since(emptySince) >= d.opts.Settle
+			} else {
+				done = total == 0 && r.Moved >= r.SourceBefore
+			}
+		} else {
+			emptySince = time.Time{}
+		}
+
+		if !done && time.Since(lastChange) > d.opts.StallTimeout {
+			if srcReady > 0 {
+				st := d.shovelState(ctx, api, r.Vhost)
+				return *r, fmt.Errorf("no progress for %s with %d messages still on the source (shovel %s); the shovel is left running: fix the cause and run again, or `warren drain --abort`",
+					d.opts.StallTimeout, srcReady, st)
+			}
+			done = true // source empty; counts below tell whether all arrived
+		}
+		if !done {
+			continue
+		}
+
+		// Removing the shovel requeues anything unacknowledged, so look again
+		// afterwards: if the source is not empty after all, go on.
+		if err := Delete(ctx, api, r.Vhost, r.Shovel); err != nil {
+			return *r, err
+		}
+		if err := d.waitShovelGone(ctx, api, r.Vhost, r.Shovel); err != nil {
+			return *r, err
+		}
+		srcReady, _, err = d.src.Depth(ctx, r.Vhost, r.Queue)
+		if err != nil {
+			return *r, err
+		}
+		if srcReady > 0 && !d.opts.AllowLive {
+			slog.Info("messages came back to the source after the shovel stopped; continuing", "vhost", r.Vhost, "queue", r.Queue, "ready", srcReady)
+			if err := Declare(ctx, api, d.spec(r.Vhost, r.Queue)); err != nil {
+				return *r, err
+			}
+			lastChange = time.Now()
+			continue
+		}
+		if dstNow, _, err = d.dst.Depth(ctx, r.Vhost, r.Queue); err != nil {
+			return *r, err
+		}
+		r.TargetAfter, r.Moved = dstNow, dstNow-r.TargetBefore
+		bar.Set(r.Moved)
+		r.Status = StatusDrained
+		switch {
+		case d.opts.AllowLive:
+			r.Detail = "live clients: counts include their traffic"
+		case r.Moved > r.SourceBefore:
+			r.Detail = fmt.Sprintf("%d more arrived than were queued: redelivered after a connection loss (at-least-once)", r.Moved-r.SourceBefore)
+		case r.Moved < r.SourceBefore:
+			r.Status = StatusFailed
+			return *r, fmt.Errorf("%d queued on the source but %d arrived: check the target queue's limits (max-length, TTL) and consumers", r.SourceBefore, r.Moved)
+		}
+		return *r, nil
+	}
+}
+
+// sourceTotal is ready + unacknowledged as the HTTP API last saw it.
+func (d *drainer) sourceTotal(ctx context.Context, vhost, queue string) (int, error) {
+	var q struct {
+		Messages *int `json:"messages"`
+	}
+	if err := d.srcAPI.Get(ctx, "queues/"+broker.PathEscape(vhost)+"/"+broker.PathEscape(queue), &q); err != nil {
+		return 0, err
+	}
+	if q.Messages == nil {
+		return -1, nil // no stats yet: unknown, so not zero
+	}
+	return *q.Messages, nil
+}
+
+func (d *drainer) shovelState(ctx context.Context, api *broker.API, vhost string) string {
+	list, err := List(ctx, api, d.opts.Side)
+	if err != nil {
+		return "state unknown: " + err.Error()
+	}
+	var out []string
+	for _, s := range list {
+		if s.Vhost == vhost {
+			out = append(out, fmt.Sprintf("%s %s %s", s.Name, s.State, s.Reason))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// waitShovelGone waits until the broker no longer runs the shovel, so its
+// unacknowledged messages are back on the source before we count.
+func (d *drainer) waitShovelGone(ctx context.Context, api *broker.API, vhost, name string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var status []Info
+		err := api.Do(ctx, http.MethodGet, "shovels/"+broker.PathEscape(vhost), nil, &status)
+		found := false
+		for _, s := range status {
+			found = found || s.Name == name
+		}
+		if err == nil && !found {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("shovel %s in vhost %s still reported after deletion", name, vhost)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Abort removes warren's shovels on both sides (in opts.Vhosts, or all),
+// forgets their unfinished entries in the state file so that a later drain
+// counts afresh, and returns what it removed. Messages stay where they are:
+// deleting a shovel requeues on the source whatever it had not yet
+// acknowledged. Up to Prefetch messages per shovel that had reached the
+// target but were not yet acknowledged then exist on both sides
+// (at-least-once); none is lost.
+func Abort(ctx context.Context, opts Options) ([]Info, error) {
+	want := map[string]bool{}
+	for _, v := range opts.Vhosts {
+		want[v] = true
+	}
+	state, err := OpenState(opts.StatePath)
+	if err != nil {
+		return nil, err
+	}
+	var removed []Info
+	for _, side := range []struct {
+		ep   broker.Endpoint
+		side Side
+	}{{opts.Source, OnSource}, {opts.Target, OnTarget}} {
+		api, err := side.ep.NewAPI()
+		if err != nil {
+			return removed, err
+		}
+		list, err := List(ctx, api, side.side)
+		if err != nil {
+			return removed, err
+		}
+		for _, s := range list {
+			if len(want) > 0 && !want[s.Vhost] {
+				continue
+			}
+			if err := Delete(ctx, api, s.Vhost, s.Name); err != nil {
+				return removed, err
+			}
+			removed = append(removed, s)
+			queue := strings.TrimPrefix(s.Name, NamePrefix)
+			if r, ok := state.Get(s.Vhost, queue); ok && r.Status == StatusPending {
+				r.Status, r.Detail = StatusFailed, "aborted"
+				if err := state.Put(r); err != nil {
+					return removed, err
+				}
+			}
+		}
+	}
+	return removed, nil
+}

@@ -1,0 +1,398 @@
+package shovel_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/shovel"
+)
+
+var quorum = amqp.Table{"x-queue-type": "quorum"}
+
+// declare creates a queue on a channel and fails the test on error.
+func declare(t testing.TB, ch *amqp.Channel, name string, args amqp.Table) {
+	t.Helper()
+	_, err := ch.QueueDeclare(name, true, false, false, false, args)
+	require.NoError(t, err, "declare %s", name)
+}
+
+// message i of a backlog: varied sizes and every property a client can set.
+func message(i int, size int) amqp.Publishing {
+	body := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+	return amqp.Publishing{
+		Headers:         amqp.Table{"seq": int64(i), "tenant": "acme", "nested": amqp.Table{"k": "v"}},
+		ContentType:     "application/octet-stream",
+		ContentEncoding: "identity",
+		DeliveryMode:    amqp.Persistent,
+		Priority:        uint8(i % 5),
+		CorrelationId:   "corr-" + strconv.Itoa(i),
+		ReplyTo:         "replies",
+		Expiration:      "3600000",
+		MessageId:       "msg-" + strconv.Itoa(i),
+		Timestamp:       time.Unix(1700000000+int64(i), 0),
+		Type:            "test.message",
+		UserId:          "",
+		AppId:           "warren-test",
+		Body:            body,
+	}
+}
+
+// publish sends msgs to queue with publisher confirms.
+func publish(t testing.TB, ch *amqp.Channel, queue string, msgs []amqp.Publishing) {
+	t.Helper()
+	require.NoError(t, ch.Confirm(false))
+	ctx := context.Background()
+	const window = 500
+	for start := 0; start < len(msgs); start += window {
+		end := min(start+window, len(msgs))
+		var confs []*amqp.DeferredConfirmation
+		for _, m := range msgs[start:end] {
+			c, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, m)
+			require.NoError(t, err)
+			confs = append(confs, c)
+		}
+		for _, c := range confs {
+			ok, err := c.WaitContext(ctx)
+			require.NoError(t, err)
+			require.True(t, ok, "broker nacked a publish")
+		}
+	}
+}
+
+func backlog(n int, size func(i int) int) []amqp.Publishing {
+	msgs := make([]amqp.Publishing, n)
+	for i := range msgs {
+		msgs[i] = message(i, size(i))
+	}
+	return msgs
+}
+
+// consumeAll reads every message of a queue (acking them).
+func consumeAll(t testing.TB, ch *amqp.Channel, queue string) []amqp.Delivery {
+	t.Helper()
+	var out []amqp.Delivery
+	for {
+		d, ok, err := ch.Get(queue, false)
+		require.NoError(t, err)
+		if !ok {
+			return out
+		}
+		require.NoError(t, d.Ack(false))
+		out = append(out, d)
+	}
+}
+
+func depth(t testing.TB, ch *amqp.Channel, queue string) int {
+	t.Helper()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	require.NoError(t, err)
+	return q.Messages
+}
+
+func drainOpts(e *brokertest.Env, vhosts ...string) shovel.Options {
+	return shovel.Options{Source: e.Source, Target: e.Target, Vhosts: vhosts, Poll: 100 * time.Millisecond}
+}
+
+// assertSame checks body and every property survived the move. The only
+// header allowed to differ is the quorum queue's own x-delivery-count.
+func assertSame(t *testing.T, want amqp.Publishing, got amqp.Delivery) {
+	t.Helper()
+	assert.Equal(t, want.Body, got.Body, "body of %s", want.MessageId)
+	headers := amqp.Table{}
+	for k, v := range got.Headers {
+		if k != "x-delivery-count" {
+			headers[k] = v
+		}
+	}
+	assert.Equal(t, want.Headers, headers)
+	assert.Equal(t, want.ContentType, got.ContentType)
+	assert.Equal(t, want.ContentEncoding, got.ContentEncoding)
+	assert.Equal(t, want.DeliveryMode, got.DeliveryMode)
+	assert.Equal(t, want.Priority, got.Priority)
+	assert.Equal(t, want.CorrelationId, got.CorrelationId)
+	assert.Equal(t, want.ReplyTo, got.ReplyTo)
+	assert.Equal(t, want.Expiration, got.Expiration)
+	assert.Equal(t, want.MessageId, got.MessageId)
+	assert.True(t, want.Timestamp.Equal(got.Timestamp), "timestamp %v != %v", want.Timestamp, got.Timestamp)
+	assert.Equal(t, want.Type, got.Type)
+	assert.Equal(t, want.AppId, got.AppId)
+}
+
+func TestDrainMovesEveryMessageUnchanged(t *testing.T) {
+	e := brokertest.New(t)
+	other := brokertest.VhostName(t)
+	e.CreateVhost(t, other)
+
+	sizes := []int{0, 1, 1024, 1 << 20}
+	msgs := backlog(40, func(i int) int { return sizes[i%len(sizes)] })
+	src := e.Channel(t, e.Source, 0)
+	dst := e.Channel(t, e.Target, 1)
+	// A classic priority queue on the source becomes a quorum queue on the
+	// target (the definitions step decides that; here we declare both).
+	declare(t, src, "orders", amqp.Table{"x-max-priority": int32(5)})
+	declare(t, dst, "orders", quorum)
+	declare(t, src, "audit", nil)
+	declare(t, dst, "audit", nil)
+	publish(t, src, "orders", msgs)
+	publish(t, src, "audit", msgs[:7])
+	declare(t, dst, "preexisting", quorum)
+
+	// A second vhost, so the drain covers several.
+	ctx := context.Background()
+	src2conn, err := e.Source.Dial(ctx, other)
+	require.NoError(t, err)
+	defer src2conn.Close()
+	src2, err := src2conn.Channel()
+	require.NoError(t, err)
+	dst2conn, err := e.Target.DialNode(ctx, 2, other)
+	require.NoError(t, err)
+	defer dst2conn.Close()
+	dst2, err := dst2conn.Channel()
+	require.NoError(t, err)
+	declare(t, src2, "jobs", nil)
+	declare(t, dst2, "jobs", quorum)
+	publish(t, dst2, "jobs", msgs[:3]) // the target already holds some
+	publish(t, src2, "jobs", msgs[:11])
+
+	report, err := shovel.Drain(ctx, drainOpts(e, e.Vhost, other))
+	require.NoError(t, err)
+	require.Len(t, report.Queues, 3)
+	byName := map[string]shovel.QueueResult{}
+	for _, q := range report.Queues {
+		byName[q.Queue] = q
+		assert.Equal(t, shovel.StatusDrained, q.Status, q.Detail)
+		assert.True(t, q.Conserved(), "%+v", q)
+	}
+	assert.Equal(t, 40, byName["orders"].Moved)
+	assert.Equal(t, 7, byName["audit"].Moved)
+	assert.Equal(t, 3, byName["jobs"].TargetBefore)
+	assert.Equal(t, 14, byName["jobs"].TargetAfter)
+	assert.Equal(t, 58, report.Messages)
+	assert.Equal(t, shovel.OnTarget, report.Side)
+
+	assert.Zero(t, depth(t, src, "orders"))
+	assert.Zero(t, depth(t, src, "audit"))
+	// A priority queue hands out higher priorities first, so match by id.
+	got := consumeAll(t, dst, "orders")
+	require.Len(t, got, len(msgs))
+	byID := map[string]amqp.Delivery{}
+	for _, d := range got {
+		byID[d.MessageId] = d
+	}
+	for _, m := range msgs {
+		require.Contains(t, byID, m.MessageId)
+		assertSame(t, m, byID[m.MessageId])
+	}
+
+	// No shovel of ours is left behind.
+	left, err := shovel.List(ctx, e.TargetAPI, shovel.OnTarget)
+	require.NoError(t, err)
+	for _, s := range left {
+		assert.NotContains(t, []string{e.Vhost, other}, s.Vhost, "shovel %s left behind", s.Name)
+	}
+
+	// A run after success does nothing.
+	again, err := shovel.Drain(ctx, drainOpts(e, e.Vhost, other))
+	require.NoError(t, err)
+	assert.Empty(t, again.Queues)
+}
+
+func TestDrainFromSourceSide(t *testing.T) {
+	e := brokertest.New(t)
+	src := e.Channel(t, e.Source, 0)
+	dst := e.Channel(t, e.Target, 0)
+	declare(t, src, "q", nil)
+	declare(t, dst, "q", quorum)
+	msgs := backlog(300, func(int) int { return 100 })
+	publish(t, src, "q", msgs)
+
+	opts := drainOpts(e, e.Vhost)
+	opts.Side = shovel.OnSource
+	report, err := shovel.Drain(context.Background(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, shovel.OnSource, report.Side)
+	require.Len(t, report.Queues, 1)
+	assert.Equal(t, 300, report.Queues[0].Moved)
+	assert.Len(t, consumeAll(t, dst, "q"), 300)
+}
+
+func TestDrainRefusesMissingTargetQueue(t *testing.T) {
+	e := brokertest.New(t)
+	src := e.Channel(t, e.Source, 0)
+	declare(t, src, "nowhere", nil)
+	publish(t, src, "nowhere", backlog(5, func(int) int { return 10 }))
+
+	report, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+	require.Error(t, err)
+	require.Len(t, report.Queues, 1)
+	assert.Contains(t, report.Queues[0].Detail, "import the definitions first")
+	assert.Equal(t, 5, depth(t, src, "nowhere"), "nothing may leave the source")
+	left, err := shovel.List(context.Background(), e.TargetAPI, shovel.OnTarget)
+	require.NoError(t, err)
+	for _, s := range left {
+		assert.NotEqual(t, e.Vhost, s.Vhost, "no shovel may be declared")
+	}
+}
+
+func TestDrainWithLiveConsumer(t *testing.T) {
+	e := brokertest.New(t)
+	src := e.Channel(t, e.Source, 0)
+	dst := e.Channel(t, e.Target, 0)
+	declare(t, src, "busy", nil)
+	declare(t, dst, "busy", quorum)
+	const n = 200
+	publish(t, src, "busy", backlog(n, func(int) int { return 10 }))
+
+	// A consumer that takes messages slowly, as a live application would.
+	cons := e.Channel(t, e.Source, 0)
+	require.NoError(t, cons.Qos(1, 0, false))
+	deliveries, err := cons.Consume("busy", "app", false, false, false, false, nil)
+	require.NoError(t, err)
+	consumed := make(chan int)
+	stop := make(chan struct{})
+	go func() {
+		c := 0
+		for {
+			select {
+			case d, ok := <-deliveries:
+				if !ok {
+					consumed <- c
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+				_ = d.Ack(false)
+				c++
+			case <-stop:
+				consumed <- c
+				return
+			}
+		}
+	}()
+
+	_, err = shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+	require.ErrorIs(t, err, shovel.ErrLiveClients)
+	assert.Contains(t, err.Error(), "--allow-live")
+
+	opts := drainOpts(e, e.Vhost)
+	opts.AllowLive, opts.Settle = true, time.Second
+	report, err := shovel.Drain(context.Background(), opts)
+	require.NoError(t, err)
+	close(stop)
+	byApp := <-consumed
+	require.Len(t, report.Queues, 1)
+	arrived := depth(t, dst, "busy")
+	assert.Equal(t, n, byApp+arrived, "every message went either to the live consumer or to the target")
+	assert.Positive(t, arrived)
+}
+
+// interrupt starts a drain of queue "big" and cancels it as soon as some
+// messages have arrived at the target, leaving its shovel running.
+func interrupt(t *testing.T, e *brokertest.Env, opts shovel.Options) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		brokertest.Eventually(t, 30*time.Second, func() error {
+			if d := depth(t, e.Channel(t, e.Target, 1), "big"); d == 0 {
+				return errors.New("nothing moved yet")
+			}
+			return nil
+		})
+		cancel()
+	}()
+	_, err := shovel.Drain(ctx, opts)
+	require.ErrorIs(t, err, shovel.ErrNotConserved)
+	assert.Contains(t, err.Error(), "run the same command again")
+}
+
+func bigBacklog(t *testing.T, e *brokertest.Env, n int) (src, dst *amqp.Channel, opts shovel.Options) {
+	src = e.Channel(t, e.Source, 0)
+	dst = e.Channel(t, e.Target, 0)
+	declare(t, src, "big", nil)
+	declare(t, dst, "big", quorum)
+	publish(t, src, "big", backlog(n, func(int) int { return 64 }))
+	opts = drainOpts(e, e.Vhost)
+	// A small prefetch slows the shovel so the interruption lands mid-way.
+	opts.StatePath, opts.Prefetch = t.TempDir()+"/drain.json", 5
+	return src, dst, opts
+}
+
+func TestDrainInterruptedThenResumed(t *testing.T) {
+	e := brokertest.New(t)
+	const n = 5000
+	src, dst, opts := bigBacklog(t, e, n)
+	interrupt(t, e, opts)
+
+	report, err := shovel.Drain(context.Background(), opts)
+	require.NoError(t, err)
+	require.Len(t, report.Queues, 1)
+	q := report.Queues[0]
+	assert.True(t, q.Resumed)
+	assert.Equal(t, n, q.SourceBefore, "the first run's counts are kept")
+	assert.Equal(t, 0, q.TargetBefore)
+	assert.Equal(t, n, q.Moved)
+	assert.Equal(t, n, depth(t, dst, "big"))
+	assert.Zero(t, depth(t, src, "big"))
+}
+
+func TestAbortLeavesEveryMessage(t *testing.T) {
+	e := brokertest.New(t)
+	const n = 5000
+	src, dst, opts := bigBacklog(t, e, n)
+	interrupt(t, e, opts)
+
+	removed, err := shovel.Abort(context.Background(), opts)
+	require.NoError(t, err)
+	require.Len(t, removed, 1)
+	assert.Equal(t, shovel.Name("big"), removed[0].Name)
+	var s, d int
+	brokertest.Eventually(t, 10*time.Second, func() error {
+		s, d = depth(t, src, "big"), depth(t, dst, "big")
+		if s+d < n {
+			return fmt.Errorf("%d on the source + %d on the target < %d", s, d, n)
+		}
+		return nil
+	})
+	// Messages the target had but the source had not yet seen acknowledged
+	// go back to the source too: at most a prefetch window, never a loss.
+	assert.LessOrEqual(t, s+d, n+opts.Prefetch)
+	assert.Positive(t, s, "the drain was interrupted early enough to leave messages behind")
+
+	// A drain after an abort counts afresh and moves the rest.
+	report, err := shovel.Drain(context.Background(), opts)
+	require.NoError(t, err)
+	require.Len(t, report.Queues, 1)
+	assert.False(t, report.Queues[0].Resumed)
+	assert.Equal(t, s, report.Queues[0].SourceBefore)
+	assert.Equal(t, s, report.Queues[0].Moved)
+	assert.Equal(t, s+d, depth(t, dst, "big"))
+}
+
+func TestParseSide(t *testing.T) {
+	for in, want := range map[string]shovel.Side{"": shovel.OnTarget, "auto": shovel.OnTarget, "source": shovel.OnSource, "target": shovel.OnTarget} {
+		got, err := shovel.ParseSide(in)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := shovel.ParseSide("sideways")
+	require.ErrorContains(t, err, "sideways")
+}
+
+func TestSpecNeverDeclaresTheDestination(t *testing.T) {
+	v := shovel.Spec{Vhost: "v", Queue: "q", SrcURIs: []string{"amqp://s/v"}, DestURIs: []string{shovel.DirectURI("v")}}.Value()
+	assert.NotContains(t, v, "dest-queue", "dest-queue would declare a classic queue when missing")
+	assert.Equal(t, "", v["dest-exchange"])
+	assert.Equal(t, "q", v["dest-exchange-key"])
+	assert.Equal(t, "on-confirm", v["ack-mode"])
+	assert.Equal(t, "amqp:///%2F", shovel.DirectURI("/"))
+	assert.Equal(t, fmt.Sprint(shovel.DefaultPrefetch), fmt.Sprint(v["src-prefetch-count"]))
+}
