@@ -122,17 +122,17 @@ func Drain(ctx context.Context, opts Options) (*Report, error) {
 	}
 	report := &Report{Side: opts.Side, Parallel: opts.Parallel}
 
-	work, skipped, err := d.discover(ctx)
+	work, skipped, live, err := d.discover(ctx)
 	if err != nil {
 		return nil, err
 	}
 	report.Skipped = skipped
+	if err := d.checkLive(live); err != nil {
+		return nil, err
+	}
 	if len(work) == 0 {
 		report.finish(start)
 		return report, nil
-	}
-	if err := d.checkLive(ctx, work); err != nil {
-		return nil, err
 	}
 	slog.Info("draining", "queues", len(work), "side", opts.Side, "parallel", opts.Parallel)
 
@@ -174,8 +174,9 @@ type workItem struct {
 }
 
 // discover lists the source queues that hold messages, plus those a previous
-// run left unfinished.
-func (d *drainer) discover(ctx context.Context) ([]workItem, []string, error) {
+// run left unfinished, and the clients other than warren attached to any
+// queue in scope.
+func (d *drainer) discover(ctx context.Context) (work []workItem, skipped, live []string, err error) {
 	var queues []struct {
 		Name      string `json:"name"`
 		Vhost     string `json:"vhost"`
@@ -183,22 +184,22 @@ func (d *drainer) discover(ctx context.Context) ([]workItem, []string, error) {
 		Messages  int    `json:"messages"`
 	}
 	if err := d.srcAPI.Get(ctx, "queues?columns=name,vhost,exclusive,messages", &queues); err != nil {
-		return nil, nil, fmt.Errorf("list source queues: %w", err)
+		return nil, nil, nil, fmt.Errorf("list source queues: %w", err)
 	}
 	existing, err := d.shovels(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	want := map[string]bool{}
 	for _, v := range d.opts.Vhosts {
 		want[v] = true
 	}
-	var work []workItem
-	var skipped []string
+	vhosts := map[string]bool{}
 	for _, q := range queues {
 		if len(want) > 0 && !want[q.Vhost] {
 			continue
 		}
+		vhosts[q.Vhost] = true
 		if q.Exclusive {
 			// Owned by one connection and gone with it: nothing to move.
 			skipped = append(skipped, fmt.Sprintf("%s/%s: exclusive", q.Vhost, q.Name))
@@ -207,23 +208,35 @@ func (d *drainer) discover(ctx context.Context) ([]workItem, []string, error) {
 		entry, inState := d.state.Get(q.Vhost, q.Name)
 		pending := inState && entry.Status == StatusPending
 		_, hasShovel := existing[stateKey(q.Vhost, q.Name)]
-		// The HTTP count may lag; a passive declare is exact.
-		ready, _, err := d.src.Depth(ctx, q.Vhost, q.Name)
+		// The HTTP counts lag; a passive declare is exact.
+		ready, consumers, err := d.src.Depth(ctx, q.Vhost, q.Name)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+		if hasShovel && consumers > 0 {
+			consumers-- // our own shovel
+		}
+		if consumers > 0 {
+			live = append(live, fmt.Sprintf("%d consumer(s) on queue %s in vhost %s", consumers, q.Name, q.Vhost))
 		}
 		if ready == 0 && q.Messages == 0 && !pending && !hasShovel {
 			continue
 		}
 		work = append(work, workItem{vhost: q.Vhost, name: q.Name, resume: pending || hasShovel})
 	}
+	conns, err := d.clients(ctx, vhosts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	live = append(live, conns...)
+	sort.Strings(live)
 	sort.Slice(work, func(i, j int) bool {
 		if work[i].vhost != work[j].vhost {
 			return work[i].vhost < work[j].vhost
 		}
 		return work[i].name < work[j].name
 	})
-	return work, skipped, nil
+	return work, skipped, live, nil
 }
 
 // shovels lists warren's shovels on the side that runs them.
@@ -243,13 +256,10 @@ func (d *drainer) shovels(ctx context.Context) (map[string]Info, error) {
 	return out, nil
 }
 
-// checkLive refuses to drain while clients other than warren and its
-// shovels are connected to the source vhosts involved, unless AllowLive.
-func (d *drainer) checkLive(ctx context.Context, work []workItem) error {
-	vhosts := map[string]bool{}
-	for _, w := range work {
-		vhosts[w.vhost] = true
-	}
+// clients lists connections to the source vhosts other than warren's own
+// and its shovels'. The list lags by the stats interval; the consumer
+// counts from passive declares in discover do not.
+func (d *drainer) clients(ctx context.Context, vhosts map[string]bool) ([]string, error) {
 	var live []string
 	for v := range vhosts {
 		var conns []struct {
@@ -258,7 +268,7 @@ func (d *drainer) checkLive(ctx context.Context, work []workItem) error {
 			User     string `json:"user"`
 		}
 		if err := d.srcAPI.Get(ctx, "vhosts/"+broker.PathEscape(v)+"/connections", &conns); err != nil {
-			return fmt.Errorf("list source connections in vhost %s: %w", v, err)
+			return nil, fmt.Errorf("list source connections in vhost %s: %w", v, err)
 		}
 		for _, c := range conns {
 			if c.Provided == "warren" || strings.HasPrefix(c.Provided, "Shovel "+NamePrefix) {
@@ -267,24 +277,17 @@ func (d *drainer) checkLive(ctx context.Context, work []workItem) error {
 			live = append(live, fmt.Sprintf("connection %s (user %s) in vhost %s", c.Name, c.User, v))
 		}
 	}
-	// The connection list lags by the stats interval; consumer counts from
-	// a passive declare do not.
-	for _, w := range work {
-		_, consumers, err := d.src.Depth(ctx, w.vhost, w.name)
-		if err != nil {
-			return err
-		}
-		if w.resume && consumers > 0 {
-			consumers-- // our own shovel
-		}
-		if consumers > 0 {
-			live = append(live, fmt.Sprintf("%d consumer(s) on queue %s in vhost %s", consumers, w.name, w.vhost))
-		}
-	}
+	return live, nil
+}
+
+// checkLive refuses to go on while other clients are attached to the
+// source, unless AllowLive: a producer would keep filling queues after
+// they were judged empty, a consumer would take messages the target
+// never sees.
+func (d *drainer) checkLive(live []string) error {
 	if len(live) == 0 {
 		return nil
 	}
-	sort.Strings(live)
 	if !d.opts.AllowLive {
 		return fmt.Errorf("%w: %s. Stop them (or point them at the cluster) and run again, or pass --allow-live to drain anyway and wait until each queue stays empty",
 			ErrLiveClients, strings.Join(live, "; "))
@@ -370,7 +373,7 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem) (QueueResult, erro
 			if err := Delete(ctx, api, w.vhost, Name(w.name)); err != nil {
 				return r, err
 			}
-			if err := d.waitShovelGone(ctx, api, w.vhost, Name(w.name)); err != nil {
+			if err := waitGone(ctx, api, w.vhost, Name(w.name)); err != nil {
 				return r, err
 			}
 			if targetNow, _, err = d.dst.Depth(ctx, w.vhost, w.name); err != nil {
@@ -477,7 +480,7 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 		if err := Delete(ctx, api, r.Vhost, r.Shovel); err != nil {
 			return *r, err
 		}
-		if err := d.waitShovelGone(ctx, api, r.Vhost, r.Shovel); err != nil {
+		if err := waitGone(ctx, api, r.Vhost, r.Shovel); err != nil {
 			return *r, err
 		}
 		srcReady, _, err = d.src.Depth(ctx, r.Vhost, r.Queue)
@@ -539,9 +542,9 @@ func (d *drainer) shovelState(ctx context.Context, api *broker.API, vhost string
 	return strings.Join(out, ", ")
 }
 
-// waitShovelGone waits until the broker no longer runs the shovel, so its
-// unacknowledged messages are back on the source before we count.
-func (d *drainer) waitShovelGone(ctx context.Context, api *broker.API, vhost, name string) error {
+// waitGone waits until the broker no longer runs the shovel, so its
+// unacknowledged messages are back on the source before anyone counts.
+func waitGone(ctx context.Context, api *broker.API, vhost, name string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var status []Info
@@ -598,6 +601,9 @@ func Abort(ctx context.Context, opts Options) ([]Info, error) {
 				continue
 			}
 			if err := Delete(ctx, api, s.Vhost, s.Name); err != nil {
+				return removed, err
+			}
+			if err := waitGone(ctx, api, s.Vhost, s.Name); err != nil {
 				return removed, err
 			}
 			removed = append(removed, s)
