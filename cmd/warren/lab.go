@@ -90,6 +90,7 @@ WARREN_LAB_TARGET_AMQP_PORT (5701, then 5702, 5703), WARREN_LAB_TARGET_API_PORT
 			},
 		},
 	)
+	cmd.AddCommand(newLabK8sCmd(g))
 	return cmd
 }
 
