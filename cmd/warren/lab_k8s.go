@@ -93,6 +93,19 @@ Pods must use imagePullPolicy: Never; the default StorageClass is
 				return nil
 			},
 		},
+		&cobra.Command{
+			Use:   "collect",
+			Short: "Save daemon logs, pod logs, events and resources to the lab's failure directory and print it",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				l, err := k8s.Default()
+				if err != nil {
+					return withCode(exitUsage, err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), l.CollectFailure(cmd.Context(), "warren lab k8s collect"))
+				return nil
+			},
+		},
 		newLabK8sSourceCmd(),
 	)
 	return cmd

@@ -220,7 +220,7 @@ func WrapperGoMod(kubernetesGoMod string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	upstream, err := modfile.ParseLax(kubernetesGoMod, data, nil)
+	upstream, err := modfile.Parse(kubernetesGoMod, data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", kubernetesGoMod, err)
 	}
