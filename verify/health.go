@@ -1,0 +1,338 @@
+package verify
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// nodeInfo is the part of GET /api/nodes the health checks read.
+type nodeInfo struct {
+	Name       string   `json:"name"`
+	Running    bool     `json:"running"`
+	MemAlarm   bool     `json:"mem_alarm"`
+	DiskAlarm  bool     `json:"disk_free_alarm"`
+	Partitions []string `json:"partitions"`
+}
+
+// queueInfo is the part of GET /api/queues the quorum queue check reads.
+type queueInfo struct {
+	Name      string         `json:"name"`
+	Vhost     string         `json:"vhost"`
+	Type      string         `json:"type"`
+	Members   []string       `json:"members"`
+	Online    []string       `json:"online"`
+	Leader    string         `json:"leader"`
+	Arguments map[string]any `json:"arguments"`
+	Exclusive bool           `json:"exclusive"`
+}
+
+// serviceEndpoint builds the client Service's endpoint: its AMQP URL with
+// the target's credentials when the URL has none, and the target's TLS.
+func (s *session) serviceEndpoint() (*broker.Endpoint, error) {
+	if s.opts.ServiceURL == "" && s.opts.ServiceAPI == "" {
+		return nil, nil
+	}
+	t := s.opts.Target
+	ep := &broker.Endpoint{Name: "service", TLS: t.TLS, Timeout: t.Timeout, APIUser: t.APIUser, APIPassword: t.APIPassword}
+	if s.opts.ServiceURL != "" {
+		u, err := url.Parse(s.opts.ServiceURL)
+		if err != nil {
+			return nil, fmt.Errorf("verify: service URL %q: %w", broker.Redact(s.opts.ServiceURL), err)
+		}
+		uri, err := amqp.ParseURI(s.opts.ServiceURL)
+		if err != nil {
+			return nil, fmt.Errorf("verify: service URL %q: %w", broker.Redact(s.opts.ServiceURL), err)
+		}
+		// amqp.ParseURI fills in guest/guest when the URL has no user; a
+		// Service URL without one means "the target's credentials".
+		if u.User == nil {
+			uri.Username, uri.Password = t.AMQP[0].Username, t.AMQP[0].Password
+		}
+		ep.AMQP = []amqp.URI{uri}
+	}
+	if s.opts.ServiceAPI != "" {
+		api, user, pass, err := parseAPI(s.opts.ServiceAPI)
+		if err != nil {
+			return nil, fmt.Errorf("verify: service API: %w", err)
+		}
+		ep.API = api
+		if user != "" {
+			ep.APIUser, ep.APIPassword = user, pass
+		}
+	}
+	return ep, nil
+}
+
+// parseAPI validates an HTTP API base URL and splits off its credentials.
+func parseAPI(raw string) (api, user, pass string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", "", "", fmt.Errorf("%q: want http://host:port or https://host:port", broker.Redact(raw))
+	}
+	if u.User != nil {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
+		u.User = nil
+	}
+	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api")
+	return u.String(), user, pass, nil
+}
+
+func (s *session) health(ctx context.Context, service *broker.Endpoint) {
+	t := s.opts.Target
+	for i, u := range t.AMQP {
+		s.check(ctx, AreaHealth, fmt.Sprintf("amqp login %s:%d", u.Host, u.Port), func() outcome {
+			return amqpLogin(ctx, t, i)
+		})
+	}
+	apis := []string{t.API}
+	for _, raw := range s.opts.NodeAPIs {
+		api, _, _, err := parseAPI(raw)
+		if err != nil {
+			s.check(ctx, AreaHealth, "http login "+broker.Redact(raw), func() outcome { return failf("node API URL %v", err) })
+			continue
+		}
+		if !slices.Contains(apis, api) {
+			apis = append(apis, api)
+		}
+	}
+	for _, api := range apis {
+		ep := t
+		ep.API = api
+		s.check(ctx, AreaHealth, "http login "+api, func() outcome { return httpLogin(ctx, ep) })
+	}
+	if service != nil {
+		if len(service.AMQP) > 0 {
+			u := service.AMQP[0]
+			s.check(ctx, AreaHealth, fmt.Sprintf("amqp login service %s:%d", u.Host, u.Port), func() outcome {
+				return amqpLogin(ctx, *service, 0)
+			})
+		}
+		if service.API != "" {
+			s.check(ctx, AreaHealth, "http login service "+service.API, func() outcome { return httpLogin(ctx, *service) })
+		}
+	}
+
+	var nodes []nodeInfo
+	var nodesErr error
+	s.check(ctx, AreaHealth, "running nodes", func() outcome {
+		nodesErr = s.target.Get(ctx, "nodes", &nodes)
+		return runningNodes(nodes, nodesErr, s.opts.ExpectNodes)
+	})
+	s.check(ctx, AreaHealth, "alarms", func() outcome { return alarms(nodes, nodesErr) })
+	s.check(ctx, AreaHealth, "partitions", func() outcome { return partitions(nodes, nodesErr) })
+	s.check(ctx, AreaHealth, "quorum queues", func() outcome {
+		if nodesErr != nil {
+			return failf("list nodes: %v", nodesErr)
+		}
+		return s.quorumQueues(ctx, nodes)
+	})
+}
+
+// amqpLogin opens and closes a connection to node i, and says which broker
+// and TLS version answered.
+func amqpLogin(ctx context.Context, ep broker.Endpoint, i int) outcome {
+	conn, err := ep.DialNode(ctx, i, "")
+	if err != nil {
+		return failf("%v", err)
+	}
+	defer conn.Close()
+	detail := fmt.Sprintf("user %s", ep.AMQP[i].Username)
+	if v, ok := conn.Properties["version"].(string); ok {
+		detail += ", RabbitMQ " + v
+	}
+	if ep.AMQP[i].Scheme == "amqps" {
+		detail += ", " + tls.VersionName(conn.ConnectionState().Version)
+		if len(ep.TLS.CertFile) > 0 {
+			detail += " with client certificate"
+		}
+	}
+	return passf("%s", detail)
+}
+
+// httpLogin checks that the API accepts the credentials and says which node
+// answered and with which user tags.
+func httpLogin(ctx context.Context, ep broker.Endpoint) outcome {
+	api, err := ep.NewAPI()
+	if err != nil {
+		return failf("%v", err)
+	}
+	var who struct {
+		Name string `json:"name"`
+		Tags any    `json:"tags"`
+	}
+	if err := api.Get(ctx, "whoami", &who); err != nil {
+		return failf("%v", err)
+	}
+	var ov struct {
+		Node    string `json:"node"`
+		Version string `json:"rabbitmq_version"`
+	}
+	if err := api.Get(ctx, "overview", &ov); err != nil {
+		return failf("logged in as %s, but GET /api/overview failed: %v", who.Name, err)
+	}
+	detail := fmt.Sprintf("user %s (tags %v), node %s, RabbitMQ %s", who.Name, who.Tags, ov.Node, ov.Version)
+	if strings.HasPrefix(ep.API, "https://") {
+		detail += ", TLS"
+	}
+	return passf("%s", detail)
+}
+
+func runningNodes(nodes []nodeInfo, err error, expect int) outcome {
+	if err != nil {
+		return failf("list nodes: %v", err)
+	}
+	var running, down []string
+	for _, n := range nodes {
+		if n.Running {
+			running = append(running, n.Name)
+		} else {
+			down = append(down, n.Name)
+		}
+	}
+	detail := fmt.Sprintf("%d of %d expected nodes running", len(running), expect)
+	if len(down) > 0 {
+		detail += "; not running: " + strings.Join(down, ", ")
+	}
+	if len(running) != expect {
+		return failf("%s (expected %d, set with --expect-nodes)", detail, expect)
+	}
+	return passf("%s: %s", detail, strings.Join(running, ", "))
+}
+
+func alarms(nodes []nodeInfo, err error) outcome {
+	if err != nil {
+		return failf("list nodes: %v", err)
+	}
+	var bad []string
+	for _, n := range nodes {
+		if n.MemAlarm {
+			bad = append(bad, n.Name+": memory alarm (publishers are blocked)")
+		}
+		if n.DiskAlarm {
+			bad = append(bad, n.Name+": disk alarm (publishers are blocked)")
+		}
+	}
+	if len(bad) > 0 {
+		return failf("%s", strings.Join(bad, "; "))
+	}
+	return passf("no memory or disk alarm on %d nodes", len(nodes))
+}
+
+func partitions(nodes []nodeInfo, err error) outcome {
+	if err != nil {
+		return failf("list nodes: %v", err)
+	}
+	var bad []string
+	for _, n := range nodes {
+		if len(n.Partitions) > 0 {
+			bad = append(bad, fmt.Sprintf("%s is partitioned from %s", n.Name, strings.Join(n.Partitions, ", ")))
+		}
+	}
+	if len(bad) > 0 {
+		return failf("%s", strings.Join(bad, "; "))
+	}
+	return passf("no network partition seen by %d nodes", len(nodes))
+}
+
+// quorumQueues checks that every quorum queue has as many members as the
+// cluster gives it (all nodes, or x-quorum-initial-group-size of them), that
+// every member is online, and that it has an online leader.
+func (s *session) quorumQueues(ctx context.Context, nodes []nodeInfo) outcome {
+	const cols = "?columns=name,vhost,type,members,online,leader,arguments"
+	var queues []queueInfo
+	if len(s.opts.Vhosts) == 0 {
+		if err := s.target.Get(ctx, "queues"+cols, &queues); err != nil {
+			return failf("list queues: %v", err)
+		}
+	} else {
+		for _, v := range s.opts.Vhosts {
+			var qs []queueInfo
+			if err := s.target.Get(ctx, "queues/"+broker.PathEscape(v)+cols, &qs); err != nil {
+				return failf("list queues of vhost %s: %v", v, err)
+			}
+			queues = append(queues, qs...)
+		}
+	}
+	var cluster []string
+	for _, n := range nodes {
+		cluster = append(cluster, n.Name)
+	}
+	var bad []string
+	count := 0
+	for _, q := range queues {
+		if q.Type != "quorum" || strings.HasPrefix(q.Name, Prefix) {
+			continue
+		}
+		count++
+		if p := quorumProblem(q, cluster); p != "" {
+			bad = append(bad, fmt.Sprintf("%s/%s: %s", q.Vhost, q.Name, p))
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) > 0 {
+		return failf("%d of %d quorum queues degraded: %s", len(bad), count, limit(bad, 20))
+	}
+	if count == 0 {
+		return passf("no quorum queues to check")
+	}
+	return passf("%d quorum queues, each with every member online and a leader", count)
+}
+
+func quorumProblem(q queueInfo, cluster []string) string {
+	want := len(cluster)
+	if size, ok := intArg(q.Arguments["x-quorum-initial-group-size"]); ok && size > 0 && size < want {
+		want = size
+	}
+	var problems []string
+	if len(q.Members) < want {
+		var missing []string
+		if want == len(cluster) {
+			for _, n := range cluster {
+				if !slices.Contains(q.Members, n) {
+					missing = append(missing, n)
+				}
+			}
+		}
+		p := fmt.Sprintf("%d of %d members", len(q.Members), want)
+		if len(missing) > 0 {
+			p += " (no member on " + strings.Join(missing, ", ") + ")"
+		}
+		problems = append(problems, p)
+	}
+	var offline []string
+	for _, m := range q.Members {
+		if !slices.Contains(q.Online, m) {
+			offline = append(offline, m)
+		}
+	}
+	if len(offline) > 0 {
+		problems = append(problems, "offline member "+strings.Join(offline, ", "))
+	}
+	if q.Leader == "" || !slices.Contains(q.Online, q.Leader) {
+		problems = append(problems, "no leader")
+	}
+	return strings.Join(problems, ", ")
+}
+
+// intArg reads an integer argument as decoded from the API's JSON.
+func intArg(v any) (int, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int(n), true
+	case string:
+		i, err := strconv.Atoi(n)
+		return i, err == nil
+	}
+	return 0, false
+}
