@@ -1,0 +1,148 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// QueueCount is one queue's counts as a drain recorded them: the "queues"
+// entries of the drain's JSON report (`warren drain -o json`).
+type QueueCount struct {
+	Vhost string `json:"vhost"`
+	Queue string `json:"queue"`
+	// SourceBefore and TargetBefore are the queue's depths on each side
+	// before the drain moved anything.
+	SourceBefore int `json:"source_before"`
+	TargetBefore int `json:"target_before"`
+	// Moved is how many messages the drain saw arrive on the target.
+	Moved int `json:"moved"`
+}
+
+// ReadDrainReport reads the per-queue counts from a drain's JSON report.
+// Fields other than "queues" and its five counts are ignored.
+func ReadDrainReport(r io.Reader) ([]QueueCount, error) {
+	var doc struct {
+		Queues *[]QueueCount `json:"queues"`
+	}
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("drain report is not the JSON `warren drain -o json` writes: %w", err)
+	}
+	if doc.Queues == nil {
+		return nil, errors.New(`drain report has no "queues" array; pass the JSON report of warren drain`)
+	}
+	for i, q := range *doc.Queues {
+		if q.Vhost == "" || q.Queue == "" {
+			return nil, fmt.Errorf("drain report: queue entry %d has no vhost or queue name", i+1)
+		}
+		if q.SourceBefore < 0 || q.TargetBefore < 0 || q.Moved < 0 {
+			return nil, fmt.Errorf("drain report: %s/%s has a negative count", q.Vhost, q.Queue)
+		}
+	}
+	return *doc.Queues, nil
+}
+
+// LoadDrainReport reads a drain report file (see ReadDrainReport).
+func LoadDrainReport(path string) ([]QueueCount, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open drain report: %w", err)
+	}
+	defer f.Close()
+	counts, err := ReadDrainReport(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return counts, nil
+}
+
+// conservation checks, for every queue the drain moved, that it moved all
+// the source held, and that the target now holds what it held before plus
+// what the source held. Depths come from passive declares, which the queue
+// answers with its current count; the HTTP API's counts lag by the stats
+// interval. Consumers on the target change depths, so this check belongs
+// right after the drain, before applications attach.
+func (s *session) conservation(ctx context.Context) {
+	if s.opts.DrainReport == nil {
+		s.check(ctx, AreaConservation, "conservation", func() outcome {
+			return skipf("no drain report given (--drain-report FILE)")
+		})
+		return
+	}
+	if len(s.opts.DrainReport) == 0 {
+		s.check(ctx, AreaConservation, "conservation", func() outcome { return skipf("the drain report lists no queues") })
+		return
+	}
+	byVhost := map[string][]QueueCount{}
+	var vhosts []string
+	for _, q := range s.opts.DrainReport {
+		if _, ok := byVhost[q.Vhost]; !ok {
+			vhosts = append(vhosts, q.Vhost)
+		}
+		byVhost[q.Vhost] = append(byVhost[q.Vhost], q)
+	}
+	sort.Strings(vhosts)
+	for _, vhost := range vhosts {
+		conn, connErr := s.dialAny(ctx, vhost)
+		for _, q := range byVhost[vhost] {
+			s.check(ctx, AreaConservation, fmt.Sprintf("conservation %s/%s", q.Vhost, q.Queue), func() outcome {
+				if connErr != nil {
+					return failf("%v", connErr)
+				}
+				return conserved(conn, q)
+			})
+		}
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}
+}
+
+// dialAny connects to the first target node that accepts.
+func (s *session) dialAny(ctx context.Context, vhost string) (*amqp.Connection, error) {
+	var errs []error
+	for i := range s.opts.Target.AMQP {
+		c, err := s.opts.Target.DialNode(ctx, i, vhost)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func conserved(conn *amqp.Connection, q QueueCount) outcome {
+	// A failed passive declare closes the channel, so each queue gets one.
+	ch, err := conn.Channel()
+	if err != nil {
+		return failf("open a channel: %v", err)
+	}
+	defer ch.Close()
+	got, err := ch.QueueDeclarePassive(q.Queue, true, false, false, false, nil)
+	if err != nil {
+		var aerr *amqp.Error
+		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
+			return failf("the queue does not exist on the target, so the %d messages the drain moved are not there", q.Moved)
+		}
+		return failf("read the queue's depth: %v", err)
+	}
+	want := q.TargetBefore + q.SourceBefore
+	var problems []string
+	if q.Moved != q.SourceBefore {
+		problems = append(problems, fmt.Sprintf("the drain moved %d of the %d messages the source held", q.Moved, q.SourceBefore))
+	}
+	if got.Messages != want {
+		problems = append(problems, fmt.Sprintf("the target holds %d messages, want %d (%d before the drain + %d from the source)",
+			got.Messages, want, q.TargetBefore, q.SourceBefore))
+	}
+	if len(problems) > 0 {
+		return failf("%s", limit(problems, 2))
+	}
+	return passf("moved %d of %d; the target holds %d = %d before + %d from the source", q.Moved, q.SourceBefore, got.Messages, q.TargetBefore, q.SourceBefore)
+}
