@@ -1,15 +1,222 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/stack"
+)
+
+// stackFlags are the flags every stack command shares.
+type stackFlags struct {
+	stack, projectDir, backend string
+}
+
+func (f *stackFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.stack, "stack", "s", "dev", "Pulumi stack (dev, prod, ...): its settings are Pulumi.<stack>.yaml")
+	cmd.Flags().StringVar(&f.projectDir, "project-dir", "", "directory with Pulumi.yaml and the stack files (default: nearest one upwards)")
+	cmd.Flags().StringVar(&f.backend, "backend", "", "Pulumi backend URL (default: file://~/.cache/warren/pulumi-state)")
+}
+
+func (f *stackFlags) options(progress io.Writer) stack.Options {
+	return stack.Options{Stack: f.stack, ProjectDir: f.projectDir, Backend: f.backend, Progress: progress}
+}
+
+// stackError maps the stack package's error kinds to exit codes.
+func stackError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, stack.ErrConfig):
+		return withCode(exitUsage, err)
+	case errors.Is(err, stack.ErrPreflight):
+		return withCode(exitPreflight, err)
+	default:
+		return err
+	}
+}
+
+// progressOut is where Pulumi's progress goes: stdout for people, stderr
+// when stdout carries the JSON report.
+func progressOut(g *globals, cmd *cobra.Command) io.Writer {
+	if g.json() {
+		return cmd.ErrOrStderr()
+	}
+	return cmd.OutOrStdout()
+}
 
 func newStackCmds(g *globals) []*cobra.Command {
-	var cmds []*cobra.Command
-	for _, name := range []string{"init", "up", "preview", "destroy", "render"} {
-		cmd := &cobra.Command{Use: name, Short: "Pulumi stack: " + name, Args: cobra.NoArgs}
-		var stack string
-		cmd.Flags().StringVarP(&stack, "stack", "s", "dev", "Pulumi stack (dev, prod, ...)")
-		cmd.RunE = func(*cobra.Command, []string) error { return errNotYet("warren " + name) }
-		cmds = append(cmds, cmd)
+	return []*cobra.Command{newInitCmd(g), newPreviewCmd(g), newUpCmd(g), newDestroyCmd(g), newRenderCmd(g)}
+}
+
+func newInitCmd(g *globals) *cobra.Command {
+	var f stackFlags
+	var tls bool
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the stack and fill its missing secrets (cookie, admin password, TLS)",
+		Long: `init creates the stack in the backend when missing and writes the secrets it
+lacks into Pulumi.<stack>.yaml, encrypted with PULUMI_CONFIG_PASSPHRASE: the
+Erlang cookie, the admin password and, when TLS is on (warren:tlsEnabled or
+--tls) and no existing Secret is named, a CA and a server certificate whose
+names cover the client Service, the headless Service and every pod. Existing
+values are kept, so running it again changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := stack.Init(cmd.Context(), f.options(cmd.ErrOrStderr()), stack.InitOptions{TLS: tls})
+			if err != nil {
+				return stackError(err)
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "stack %s: settings in %s\n", res.Stack, res.SettingsFile)
+			fmt.Fprintf(w, "generated: %s\n", listOrNone(res.Generated))
+			fmt.Fprintf(w, "kept:      %s\n", listOrNone(res.Kept))
+			return nil
+		},
 	}
-	return cmds
+	f.add(cmd)
+	cmd.Flags().BoolVar(&tls, "tls", false, "turn TLS on for the stack and generate a CA and server certificate")
+	return cmd
+}
+
+func newPreviewCmd(g *globals) *cobra.Command {
+	var f stackFlags
+	cmd := &cobra.Command{
+		Use:   "preview",
+		Short: "Show what `warren up` would change",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := stack.Preview(cmd.Context(), f.options(progressOut(g, cmd)))
+			if err != nil {
+				return stackError(err)
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stack %s: %s\n", res.Stack, formatChanges(res.Changes))
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var f stackFlags
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create or update the RabbitMQ cluster on Kubernetes, streaming progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := stack.Up(cmd.Context(), f.options(progressOut(g, cmd)))
+			if err != nil {
+				return stackError(err)
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "stack %s: %s\n", res.Stack, formatChanges(res.Changes))
+			keys := make([]string, 0, len(res.Outputs))
+			for k := range res.Outputs {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			tw := table(w)
+			for _, k := range keys {
+				fmt.Fprintf(tw, "%s\t%s\n", k, res.Outputs[k])
+			}
+			return tw.Flush()
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newDestroyCmd(g *globals) *cobra.Command {
+	var f stackFlags
+	cmd := &cobra.Command{
+		Use:   "destroy",
+		Short: "Delete the stack's Kubernetes objects (the stack and its secrets stay)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := stack.Destroy(cmd.Context(), f.options(progressOut(g, cmd)))
+			if err != nil {
+				return stackError(err)
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stack %s: %s\n", res.Stack, formatChanges(res.Changes))
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newRenderCmd(g *globals) *cobra.Command {
+	var f stackFlags
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "render",
+		Short: "Write the stack's Kubernetes manifests as YAML (Secrets in plain text!)",
+		Long: `render writes the manifests the stack would apply into --dir, through the
+Kubernetes provider's renderYamlToDirectory, without touching a cluster or the
+stack's state. Secrets are written there in PLAIN TEXT: keep the directory out
+of version control and delete it when done.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return withCode(exitUsage, errors.New("--dir is required: where to write the manifests"))
+			}
+			res, err := stack.Render(cmd.Context(), f.options(progressOut(g, cmd)), dir)
+			if err != nil {
+				return stackError(err)
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "stack %s: %d manifests in %s (Secrets are in plain text there)\n", res.Stack, len(res.Files), res.Dir)
+			for _, file := range res.Files {
+				fmt.Fprintf(w, "  %s\n", file)
+			}
+			return nil
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&dir, "dir", "rendered", "directory to write the manifests into")
+	return cmd
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
+}
+
+func formatChanges(c stack.Changes) string {
+	if len(c) == 0 {
+		return "no changes"
+	}
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", c[k], k))
+	}
+	return strings.Join(parts, ", ")
 }

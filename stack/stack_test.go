@@ -1,0 +1,129 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// project makes a project directory with Pulumi.yaml and the given stack
+// files (name -> content).
+func project(t *testing.T, stacks map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), []byte("name: warren\nruntime: go\n"), 0o600))
+	for name, content := range stacks {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi."+name+".yaml"), []byte(content), 0o600))
+	}
+	return dir
+}
+
+func TestReadStackFile(t *testing.T) {
+	plain, secure, err := ReadStackFile(filepath.Join("..", "Pulumi.prod.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, "3", plain["warren:replicas"])
+	assert.Equal(t, "true", plain["warren:tlsEnabled"])
+	assert.Empty(t, secure, "the committed stack files carry no secrets")
+
+	dir := project(t, map[string]string{"x": `config:
+  warren:replicas: 5
+  warren:command: ["a", "b"]
+  warren:adminPassword:
+    secure: v1:abc
+`})
+	plain, secure, err = ReadStackFile(filepath.Join(dir, "Pulumi.x.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, "5", plain["warren:replicas"])
+	assert.Equal(t, `["a","b"]`, plain["warren:command"])
+	assert.Equal(t, []string{"warren:adminPassword"}, secure)
+	assert.NotContains(t, plain, "warren:adminPassword")
+}
+
+func TestValidateRefusesBadSettingsBeforeAnything(t *testing.T) {
+	dir := project(t, map[string]string{"bad": "config:\n  warren:replicas: 0\n  warren:storageSize: 10 GB\n"})
+	backend := filepath.Join(t.TempDir(), "state")
+	o := Options{Stack: "bad", ProjectDir: dir, Backend: "file://" + backend}
+	for name, op := range map[string]func() error{
+		"preview": func() error { _, err := Preview(context.Background(), o); return err },
+		"up":      func() error { _, err := Up(context.Background(), o); return err },
+		"destroy": func() error { _, err := Destroy(context.Background(), o); return err },
+		"init":    func() error { _, err := Init(context.Background(), o, InitOptions{}); return err },
+		"render":  func() error { _, err := Render(context.Background(), o, filepath.Join(dir, "out")); return err },
+	} {
+		err := op()
+		require.Error(t, err, name)
+		assert.True(t, errors.Is(err, ErrConfig), "%s: %v", name, err)
+		assert.Contains(t, err.Error(), "warren:replicas", name)
+		assert.Contains(t, err.Error(), "warren:storageSize", name)
+	}
+	assert.NoDirExists(t, backend, "bad settings must change nothing")
+	assert.NoDirExists(t, filepath.Join(dir, "out"))
+	b, err := os.ReadFile(filepath.Join(dir, "Pulumi.bad.yaml"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "encryptionsalt", "no stack was created")
+}
+
+func TestValidateMissingStackFile(t *testing.T) {
+	_, err := Validate(Options{Stack: "staging", ProjectDir: project(t, nil)})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrConfig))
+	assert.Contains(t, err.Error(), "Pulumi.staging.yaml")
+}
+
+func TestPreflightNamesTheFix(t *testing.T) {
+	dir := project(t, map[string]string{"dev": "config:\n  warren:replicas: 3\n"})
+	o := Options{Stack: "dev", ProjectDir: dir, Backend: "file://" + filepath.Join(t.TempDir(), "state")}
+
+	t.Setenv("PATH", t.TempDir())
+	_, err := Up(context.Background(), o)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrPreflight))
+	assert.Contains(t, err.Error(), "scripts/pulumi-toolchain.sh --print-env")
+
+	bin := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "pulumi"), []byte("#!/bin/sh\nexit 1\n"), 0o755))
+	t.Setenv("PATH", bin)
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "")
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE_FILE", "")
+	_, err = Up(context.Background(), o)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrPreflight))
+	assert.Contains(t, err.Error(), "PULUMI_CONFIG_PASSPHRASE")
+}
+
+func TestFindProjectDir(t *testing.T) {
+	dir := project(t, nil)
+	sub := filepath.Join(dir, "a", "b")
+	require.NoError(t, os.MkdirAll(sub, 0o700))
+	got, err := FindProjectDir(sub)
+	require.NoError(t, err)
+	assert.Equal(t, dir, got)
+
+	_, err = FindProjectDir(t.TempDir())
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrPreflight))
+	assert.Contains(t, err.Error(), "--project-dir")
+}
+
+func TestBadStackName(t *testing.T) {
+	_, err := Validate(Options{Stack: "org/dev", ProjectDir: project(t, nil)})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrConfig))
+}
+
+func TestDefaultBackend(t *testing.T) {
+	t.Setenv("WARREN_CACHE_DIR", "/x/cache")
+	b, err := DefaultBackend()
+	require.NoError(t, err)
+	assert.Equal(t, "file:///x/cache/pulumi-state", b)
+	t.Setenv("WARREN_CACHE_DIR", "")
+	b, err = DefaultBackend()
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(b, "/.cache/warren/pulumi-state"), b)
+}
