@@ -1,0 +1,82 @@
+package verify
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/internal/brokertest"
+)
+
+func TestReadDrainReport(t *testing.T) {
+	// The shape `warren drain -o json` writes, with fields verify ignores.
+	counts, err := ReadDrainReport(strings.NewReader(`{"side":"x","queues":[
+		{"vhost":"/","queue":"orders","shovel":"s","source_before":3,"target_before":2,"moved":3,"target_after":5,"status":"drained"}],
+		"messages":3}`))
+	require.NoError(t, err)
+	assert.Equal(t, []QueueCount{{Vhost: "/", Queue: "orders", SourceBefore: 3, TargetBefore: 2, Moved: 3}}, counts)
+
+	for doc, want := range map[string]string{
+		`not json`:                   "not the JSON",
+		`{"messages":3}`:             `no "queues" array`,
+		`{"queues":[{"vhost":"/"}]}`: "queue entry 1 has no vhost or queue name",
+		`{"queues":[{"vhost":"/","queue":"q","moved":-1}]}`: "negative count",
+	} {
+		_, err := ReadDrainReport(strings.NewReader(doc))
+		assert.ErrorContains(t, err, want, doc)
+	}
+	_, err = LoadDrainReport(filepath.Join(t.TempDir(), "missing.json"))
+	assert.ErrorContains(t, err, "open drain report")
+}
+
+func TestConservationComparesCountsWithTheTarget(t *testing.T) {
+	e := brokertest.New(t)
+	ch := e.Channel(t, e.Target, 0)
+	_, err := ch.QueueDeclare("orders", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+	require.NoError(t, err)
+	publish(t, ch, "orders", 5)
+
+	path := filepath.Join(t.TempDir(), "drain.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"queues":[
+		{"vhost":"`+e.Vhost+`","queue":"orders","source_before":3,"target_before":2,"moved":3},
+		{"vhost":"`+e.Vhost+`","queue":"short","source_before":4,"target_before":0,"moved":3},
+		{"vhost":"`+e.Vhost+`","queue":"orders-miscounted","source_before":1,"target_before":1,"moved":1}]}`), 0o644))
+	counts, err := LoadDrainReport(path)
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare("orders-miscounted", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+	require.NoError(t, err)
+	publish(t, ch, "orders-miscounted", 3)
+
+	o := options(t, e, AreaConservation)
+	o.DrainReport = counts
+	r := run(t, o)
+
+	ok := find(t, r, "conservation "+e.Vhost+"/orders")
+	assert.Equal(t, Pass, ok.Status)
+	assert.Contains(t, ok.Detail, "the target holds 5 = 2 before + 3 from the source")
+
+	gone := find(t, r, "conservation "+e.Vhost+"/short")
+	assert.Equal(t, Fail, gone.Status)
+	assert.Contains(t, gone.Detail, "does not exist on the target")
+
+	off := find(t, r, "conservation "+e.Vhost+"/orders-miscounted")
+	assert.Equal(t, Fail, off.Status)
+	assert.Contains(t, off.Detail, "the target holds 3 messages, want 2 (1 before the drain + 1 from the source)")
+
+	// moved != source_before fails even when the depth adds up.
+	o.DrainReport = []QueueCount{{Vhost: e.Vhost, Queue: "orders", SourceBefore: 4, TargetBefore: 1, Moved: 3}}
+	c := find(t, run(t, o), "conservation "+e.Vhost+"/orders")
+	assert.Equal(t, Fail, c.Status)
+	assert.Contains(t, c.Detail, "the drain moved 3 of the 4 messages the source held")
+
+	// Without a report the check says how to give one.
+	o.DrainReport = nil
+	c = find(t, run(t, o), "conservation")
+	assert.Equal(t, Skip, c.Status)
+	assert.Contains(t, c.Detail, "--drain-report")
+}
