@@ -1,0 +1,204 @@
+package definitions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// batchSize bounds the objects of one POST /api/definitions, so that each
+// request finishes well within the HTTP timeout even when every object is a
+// quorum queue that the cluster must start on three nodes.
+const batchSize = 200
+
+// ImportResult is what Import did.
+type ImportResult struct {
+	// Check is the check Import ran first; its object statuses are as
+	// before the import.
+	Check *CheckResult `json:"check"`
+	// Created counts the objects created, per kind.
+	Created map[Kind]int `json:"created"`
+	// Identical and Skipped count the objects left alone.
+	Identical int `json:"identical"`
+	Skipped   int `json:"skipped"`
+	// Confirmed counts the planned objects found on the target, as
+	// planned, when it was read back afterwards.
+	Confirmed int           `json:"confirmed"`
+	Duration  time.Duration `json:"duration_ns"`
+}
+
+// Total is the number of objects created.
+func (r *ImportResult) Total() int {
+	n := 0
+	for _, c := range r.Created {
+		n += c
+	}
+	return n
+}
+
+// Import applies the plan to the target: it runs Check (and stops, with
+// nothing changed, on failed preflight checks, blockers, or conflicts not
+// skipped), creates the new objects kind by kind in dependency order
+// (vhosts, users, permissions, parameters, policies, exchanges, queues,
+// bindings), then reads the target back and confirms that every planned
+// object is there as planned. Objects the target already holds identically
+// are not touched, so a second Import changes nothing.
+//
+// The result is non-nil whenever the check ran, also on error.
+func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult, error) {
+	start := time.Now()
+	ep := target.Endpoint()
+	chk, err := plan.Check(ctx, target)
+	res := &ImportResult{Check: chk, Created: map[Kind]int{}}
+	if err != nil {
+		return res, err
+	}
+	res.Identical, res.Skipped = chk.Count(StatusIdentical), chk.Count(StatusSkipped)
+
+	status := map[Kind]map[string]Status{}
+	for _, o := range chk.Objects {
+		if status[o.Kind] == nil {
+			status[o.Kind] = map[string]Status{}
+		}
+		status[o.Kind][o.ID] = o.Status
+	}
+	want := plan.want
+	for _, k := range Kinds {
+		var batch []Object
+		for _, o := range want.Sections[k] {
+			if status[k][ID(k, o)] == StatusNew {
+				batch = append(batch, o)
+			}
+		}
+		for len(batch) > 0 {
+			n := min(len(batch), batchSize)
+			if err := post(ctx, target, k, batch[:n]); err != nil {
+				return res, fmt.Errorf("import %s into %s (%d created before this): %w", section[k], ep.Name, res.Total(), err)
+			}
+			res.Created[k] += n
+			batch = batch[n:]
+		}
+		if res.Created[k] > 0 {
+			slog.Debug("imported definitions", "kind", k, "count", res.Created[k], "target", ep.Name)
+		}
+	}
+
+	// Read back: every planned object must now be there as planned, except
+	// the conflicts the user chose to leave.
+	got, err := export(ctx, target)
+	if err != nil {
+		return res, fmt.Errorf("read %s back after import: %w", ep.Name, err)
+	}
+	var missing []string
+	for _, d := range Compare(want, got) {
+		if d.Type == Unexpected || status[d.Kind][d.ID] == StatusSkipped {
+			continue
+		}
+		missing = append(missing, d.String())
+	}
+	res.Confirmed = want.Len() - len(missing) - res.Skipped
+	res.Duration = time.Since(start)
+	if len(missing) > 0 {
+		return res, fmt.Errorf("after import, %s does not hold %d planned object(s) as planned:\n  %s", ep.Name, len(missing), strings.Join(missing, "\n  "))
+	}
+	return res, nil
+}
+
+// post sends objects of one kind as a definitions document. Objects carry
+// their vhost, so one document may span vhosts.
+func post(ctx context.Context, target *broker.API, k Kind, objs []Object) error {
+	if k == KindVhost {
+		objs = withMetadata(objs)
+	}
+	doc := map[string][]Object{section[k]: objs}
+	err := target.Do(ctx, http.MethodPost, "definitions", doc, nil)
+	var se *broker.StatusError
+	if errors.As(err, &se) {
+		return fmt.Errorf("the target refused %s: %s", describeBatch(k, objs), brokerReason(se.Body))
+	}
+	return err
+}
+
+func describeBatch(k Kind, objs []Object) string {
+	if len(objs) == 1 {
+		return fmt.Sprintf("%s %s", k, ID(k, objs[0]))
+	}
+	return fmt.Sprintf("one of %d %s (first %s)", len(objs), section[k], ID(k, objs[0]))
+}
+
+// brokerReason makes an HTTP API error body readable. Definition import
+// errors carry Erlang terms in which strings arrive as lists of character
+// codes: ["amqp_error","precondition_failed",[105,110,...],"none"].
+func brokerReason(body string) string {
+	var e struct {
+		Error  string `json:"error"`
+		Reason any    `json:"reason"`
+	}
+	if json.Unmarshal([]byte(body), &e) != nil || e.Reason == nil {
+		return body
+	}
+	return e.Error + ": " + erlangText(e.Reason)
+}
+
+func erlangText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []any:
+		if s, ok := charList(x); ok {
+			return s
+		}
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			if t := erlangText(e); t != "" && t != "none" {
+				parts = append(parts, t)
+			}
+		}
+		return strings.Join(parts, " ")
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func charList(xs []any) (string, bool) {
+	if len(xs) == 0 {
+		return "", false
+	}
+	var b strings.Builder
+	for _, e := range xs {
+		f, ok := e.(float64)
+		if !ok || f < 9 || f > 0x10ffff || f != float64(int(f)) {
+			return "", false
+		}
+		b.WriteRune(rune(int(f)))
+	}
+	return b.String(), true
+}
+
+// withMetadata copies a vhost's description, tags and default queue type
+// into its "metadata" object as well: RabbitMQ 3.10's definitions import
+// reads default_queue_type only from there (and later versions read both).
+func withMetadata(vhosts []Object) []Object {
+	out := make([]Object, len(vhosts))
+	for i, v := range vhosts {
+		meta := v.Map("metadata")
+		for _, f := range []string{"description", "tags", "default_queue_type"} {
+			if _, ok := meta[f]; !ok && v.Has(f) {
+				meta[f] = v.Value(f)
+			}
+		}
+		c := v.Clone()
+		if len(meta) > 0 {
+			c.Set("metadata", meta)
+		}
+		out[i] = c
+	}
+	return out
+}
