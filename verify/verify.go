@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/definitions"
 )
 
 // Status is the outcome of one check.
@@ -162,6 +163,9 @@ type Report struct {
 	Checks []Check `json:"checks"`
 	// Latency covers every round-trip message of every vhost.
 	Latency *Latency `json:"latency,omitempty"`
+	// Differences are every way the target's definitions differ from the
+	// plan's, as the definitions checks summarise them.
+	Differences []definitions.Difference `json:"differences,omitempty"`
 	// Passed, Failed and Skipped count the checks by status.
 	Passed  int `json:"passed"`
 	Failed  int `json:"failed"`
@@ -250,6 +254,10 @@ type Options struct {
 	// Messages is how many messages each node publishes per vhost in the
 	// round trips (default 20).
 	Messages int
+	// Plan holds the choices the migration's definitions plan was made
+	// with (queue types, mirroring policies, ...), so that the
+	// definitions check expects what the import wrote.
+	Plan definitions.Options
 	// DrainReport holds the per-queue counts a drain recorded (see
 	// LoadDrainReport); nil skips the conservation check.
 	DrainReport []QueueCount
@@ -280,6 +288,9 @@ func (o *Options) defaults() error {
 	}
 	if len(o.Areas) == 0 {
 		o.Areas = Areas
+	}
+	if err := validPlan(o.Plan); err != nil {
+		return err
 	}
 	for _, a := range o.Areas {
 		if _, err := ParseArea(string(a)); err != nil {

@@ -23,7 +23,8 @@ func newVerifyCmd(g *globals) *cobra.Command {
                 node arrive byte for byte with every property (latency p50/p99)
   routing       every source binding exists on the target; bindings that can
                 be exercised without a user queue receiving anything are
-  definitions   the target's definitions equal the source's after the plan
+  definitions   the target's definitions equal the source's after the plan made
+                with the same choices (--queue-type, --mirroring, ...)
   conservation  the counts a drain recorded (--drain-report) add up on the target
 
 Users' messages are never touched. Exits 6 naming each failed check.`,
@@ -31,6 +32,7 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 	}
 	ef := addEndpointFlags(cmd, bothSides)
 	var (
+		opts                   verify.Options
 		serviceURL, serviceAPI string
 		nodeAPIs, vhosts       []string
 		areas                  []string
@@ -44,12 +46,19 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 	fs.IntVar(&expectNodes, "expect-nodes", 0, "number of nodes that must be running (default: one per --target-url)")
 	fs.StringSliceVar(&vhosts, "vhost", nil, "vhosts to check, comma separated (default: every vhost of the target)")
 	fs.IntVar(&messages, "messages", 20, "round-trip messages each node publishes per vhost")
-	fs.StringVar(&drainReport, "drain-report", "", "JSON report of `warren drain -o json`, for the conservation check")
+	fs.StringVar(&drainReport, "drain-report", "", "the JSON report (`FILE`) of warren drain -o json, for the conservation check")
+	// The definitions plan's choices, as the migration was made with them.
+	fs.StringVar(&opts.Plan.QueueType, "queue-type", "", "definitions plan: quorum (default) or keep")
+	fs.StringVar(&opts.Plan.Incompatible, "incompatible", "", "definitions plan: abort (default), keep-classic or drop-arguments")
+	fs.StringSliceVar(&opts.Plan.KeepClassic, "keep-classic", nil, "definitions plan: vhost/queue patterns kept classic")
+	fs.StringVar(&opts.Plan.Mirroring, "mirroring", "", "definitions plan: keep (default), rewrite or drop mirroring policies")
+	fs.BoolVar(&opts.Plan.KeepVhostDefaultQueueType, "keep-vhost-default-queue-type", false, "definitions plan: the vhosts' default queue type was left alone")
+	fs.BoolVar(&opts.Plan.IncludeGuest, "include-guest", false, "definitions plan: the guest user was carried over")
 	fs.StringSliceVar(&areas, "check", nil, "check areas to run, comma separated: health,roundtrip,routing,definitions,conservation (default: all)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		opts := verify.Options{ServiceURL: serviceURL, ServiceAPI: serviceAPI, NodeAPIs: nodeAPIs,
-			ExpectNodes: expectNodes, Vhosts: vhosts, Messages: messages}
+		opts.ServiceURL, opts.ServiceAPI, opts.NodeAPIs = serviceURL, serviceAPI, nodeAPIs
+		opts.ExpectNodes, opts.Vhosts, opts.Messages = expectNodes, vhosts, messages
 		var err error
 		if opts.Target, err = ef.target(); err != nil {
 			return err
