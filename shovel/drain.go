@@ -353,10 +353,19 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem) (QueueResult, erro
 
 	// The destination must exist as planned: a shovel publishing to a
 	// missing queue through the default exchange is confirmed and dropped.
-	targetNow, _, err := d.dst.Depth(ctx, w.vhost, w.name)
+	_, dstConsumers, err := d.dst.Depth(ctx, w.vhost, w.name)
 	if errors.Is(err, errNoQueue) {
 		return r, fmt.Errorf("target has no queue %q in vhost %q; import the definitions first (warren definitions import)", w.name, w.vhost)
 	}
+	if err != nil {
+		return r, err
+	}
+	if dstConsumers > 0 && !d.opts.AllowLive {
+		// Consumers on the target take messages as they arrive, so its
+		// depth can no longer prove that every message came.
+		return r, fmt.Errorf("%w: %d consumer(s) on the target queue already; pass --allow-live to drain anyway (counts then cannot be checked)", ErrLiveClients, dstConsumers)
+	}
+	targetNow, err := d.settledTargetDepth(ctx, w.vhost, w.name)
 	if err != nil {
 		return r, err
 	}
@@ -376,7 +385,7 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem) (QueueResult, erro
 			if err := waitGone(ctx, api, w.vhost, Name(w.name)); err != nil {
 				return r, err
 			}
-			if targetNow, _, err = d.dst.Depth(ctx, w.vhost, w.name); err != nil {
+			if targetNow, err = d.settledTargetDepth(ctx, w.vhost, w.name); err != nil {
 				return r, err
 			}
 		}
@@ -427,12 +436,10 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 			slog.Warn("reading source depth", "err", err)
 			continue
 		}
-		dstNow, _, err := d.dst.Depth(ctx, r.Vhost, r.Queue)
-		if err != nil {
+		if err := d.observeTarget(ctx, r); err != nil {
 			slog.Warn("reading target depth", "err", err)
 			continue
 		}
-		r.TargetAfter, r.Moved = dstNow, dstNow-r.TargetBefore
 		bar.Set(r.Moved)
 		if r.Moved != lastMoved {
 			lastMoved, lastChange = r.Moved, time.Now()
@@ -495,10 +502,9 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 			lastChange = time.Now()
 			continue
 		}
-		if dstNow, _, err = d.dst.Depth(ctx, r.Vhost, r.Queue); err != nil {
+		if err := d.observeTarget(ctx, r); err != nil {
 			return *r, err
 		}
-		r.TargetAfter, r.Moved = dstNow, dstNow-r.TargetBefore
 		bar.Set(r.Moved)
 		r.Status = StatusDrained
 		switch {
@@ -512,6 +518,61 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 		}
 		return *r, nil
 	}
+}
+
+// targetDepth reads a target queue's depth as the larger of two readings
+// that can each only be too low: a quorum queue answers a passive declare
+// with 0 when its leader does not reply within 250ms (rabbit_quorum_queue
+// stat/2), and the HTTP API's count lags by a metrics tick. While a drain
+// fills the queue, the larger is the better lower bound.
+func (d *drainer) targetDepth(ctx context.Context, vhost, queue string) (int, error) {
+	passive, _, perr := d.dst.Depth(ctx, vhost, queue)
+	var q struct {
+		Messages int `json:"messages"`
+	}
+	herr := d.dstAPI.Get(ctx, "queues/"+broker.PathEscape(vhost)+"/"+broker.PathEscape(queue), &q)
+	if perr != nil && herr != nil {
+		return 0, perr
+	}
+	return max(passive, q.Messages), nil
+}
+
+// settledTargetDepth reads a target queue that nothing writes to yet a few
+// times and keeps the largest reading, so one spurious zero cannot become
+// the baseline.
+func (d *drainer) settledTargetDepth(ctx context.Context, vhost, queue string) (int, error) {
+	best := -1
+	var lastErr error
+	for i := 0; i < 3; i++ {
+		n, err := d.targetDepth(ctx, vhost, queue)
+		if err == nil {
+			best = max(best, n)
+		} else {
+			lastErr = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if best < 0 {
+		return 0, lastErr
+	}
+	return best, nil
+}
+
+// observeTarget updates a queue's arrivals. Without consumers on the target
+// its depth only grows during a drain, so the highest reading so far is
+// kept: a low reading is a measurement artefact, never a loss.
+func (d *drainer) observeTarget(ctx context.Context, r *QueueResult) error {
+	n, err := d.targetDepth(ctx, r.Vhost, r.Queue)
+	if err != nil {
+		return err
+	}
+	if d.opts.AllowLive {
+		r.TargetAfter = n // consumers may take messages: no monotony
+	} else {
+		r.TargetAfter = max(r.TargetAfter, n)
+	}
+	r.Moved = r.TargetAfter - r.TargetBefore
+	return nil
 }
 
 // sourceTotal is ready + unacknowledged as the HTTP API last saw it.

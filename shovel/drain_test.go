@@ -77,18 +77,24 @@ func backlog(n int, size func(i int) int) []amqp.Publishing {
 	return msgs
 }
 
-// consumeAll reads every message of a queue (acking them).
+// consumeAll reads every message of a queue (acking them); it stops once
+// no delivery has come for a second.
 func consumeAll(t testing.TB, ch *amqp.Channel, queue string) []amqp.Delivery {
 	t.Helper()
+	require.NoError(t, ch.Qos(500, 0, false))
+	tag := "consume-all-" + queue
+	deliveries, err := ch.Consume(queue, tag, false, false, false, false, nil)
+	require.NoError(t, err)
+	defer func() { _ = ch.Cancel(tag, false) }()
 	var out []amqp.Delivery
 	for {
-		d, ok, err := ch.Get(queue, false)
-		require.NoError(t, err)
-		if !ok {
+		select {
+		case d := <-deliveries:
+			require.NoError(t, d.Ack(false))
+			out = append(out, d)
+		case <-time.After(time.Second):
 			return out
 		}
-		require.NoError(t, d.Ack(false))
-		out = append(out, d)
 	}
 }
 

@@ -1,0 +1,84 @@
+package shovel_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/shovel"
+)
+
+// BenchmarkDrain moves 100k persistent 1 KiB messages spread over 4 quorum
+// queues with warren, and the same load through one hand-made shovel on one
+// queue in the same run, and reports both rates:
+//
+//	go test -run '^$' -bench Drain -benchtime 1x ./shovel/
+func BenchmarkDrain(b *testing.B) {
+	const total, queues = 100_000, 4
+	body := bytes.Repeat([]byte("x"), 1024)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		e := brokertest.New(b)
+		src := e.Channel(b, e.Source, 0)
+		dst := e.Channel(b, e.Target, 0)
+		names := make([]string, queues)
+		for q := range names {
+			names[q] = fmt.Sprintf("bench-%d", q)
+			declare(b, src, names[q], nil)
+			declare(b, dst, names[q], quorum)
+			publishN(b, src, names[q], total/queues, body)
+		}
+		declare(b, src, "manual", nil)
+		declare(b, dst, "manual", quorum)
+		publishN(b, src, "manual", total, body)
+
+		b.StartTimer()
+		start := time.Now()
+		report, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+		require.NoError(b, err)
+		warrenRate := float64(total) / time.Since(start).Seconds()
+		require.Equal(b, total, report.Messages)
+
+		start = time.Now()
+		manual(b, e, dst, total)
+		manualRate := float64(total) / time.Since(start).Seconds()
+		b.StopTimer()
+
+		b.ReportMetric(warrenRate, "warren-msgs/s")
+		b.ReportMetric(manualRate, "one-shovel-msgs/s")
+		b.Logf("warren: %.0f msg/s over %d queues (%s side); one hand-made shovel: %.0f msg/s", warrenRate, queues, report.Side, manualRate)
+	}
+}
+
+// manual drains "manual" with a single shovel declared by hand, the way an
+// operator would, and waits for the target to hold every message.
+func manual(b *testing.B, e *brokertest.Env, dst *amqp.Channel, n int) {
+	ctx := context.Background()
+	value := map[string]any{
+		"src-protocol": "amqp091", "src-uri": e.Source.URLWithVhost(0, e.Vhost), "src-queue": "manual",
+		"dest-protocol": "amqp091", "dest-uri": "amqp:///" + e.Vhost, "dest-queue": "manual",
+		"ack-mode": "on-confirm", "src-delete-after": "queue-length",
+	}
+	path := "parameters/shovel/" + broker.PathEscape(e.Vhost) + "/manual"
+	require.NoError(b, e.TargetAPI.Do(ctx, http.MethodPut, path, map[string]any{"value": value}, nil))
+	defer func() { _ = e.TargetAPI.Do(ctx, http.MethodDelete, path, nil, nil) }()
+	for depth(b, dst, "manual") < n {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func publishN(b *testing.B, ch *amqp.Channel, queue string, n int, body []byte) {
+	msgs := make([]amqp.Publishing, n)
+	for i := range msgs {
+		msgs[i] = amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}
+	}
+	publish(b, ch, queue, msgs)
+}
