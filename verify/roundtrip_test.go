@@ -93,3 +93,21 @@ func TestLatencyPercentiles(t *testing.T) {
 	assert.Equal(t, 7*time.Millisecond, latencyOf([]time.Duration{7 * time.Millisecond}).P99)
 	assert.Nil(t, latencyOf(nil))
 }
+
+// BenchmarkRoundTrip measures one message's trip: publish with confirm
+// through one node, delivery through the next. Reported as p50/p99.
+func BenchmarkRoundTrip(b *testing.B) {
+	e := brokertest.New(b)
+	o := Options{Target: e.Target, Vhosts: []string{e.Vhost}, Areas: []Area{AreaRoundTrip}, Messages: 50}
+	var all []time.Duration
+	for b.Loop() {
+		s := &session{opts: o, report: &Report{}, probeID: randomID(), vhosts: o.Vhosts}
+		require.NoError(b, s.opts.defaults())
+		s.roundTrips(context.Background())
+		require.NoError(b, s.report.Err())
+		all = append(all, s.samples...)
+	}
+	l := latencyOf(all)
+	b.ReportMetric(float64(l.P50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(l.P99.Microseconds())/1000, "p99-ms")
+}
