@@ -2,6 +2,7 @@ package definitions_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -104,7 +105,7 @@ func TestImportSingleVhostFileIntoNamedVhost(t *testing.T) {
 	require.NoError(t, w.SourceAPI.Get(w.Ctx, "definitions/"+broker.PathEscape(shop), &raw))
 	mapped := w.Vhost + "-mapped"
 	t.Cleanup(func() {
-		_ = w.TargetAPI.Do(t.Context(), http.MethodDelete, "vhosts/"+broker.PathEscape(mapped), nil, nil)
+		_ = w.TargetAPI.Do(context.Background(), http.MethodDelete, "vhosts/"+broker.PathEscape(mapped), nil, nil)
 	})
 	d, err := definitions.Load(bytes.NewReader(raw), mapped)
 	require.NoError(t, err)
@@ -263,7 +264,7 @@ func TestCheckPreflight(t *testing.T) {
 	user := w.Vhost + "-mgmt"
 	require.NoError(t, w.TargetAPI.Do(w.Ctx, http.MethodPut, "users/"+broker.PathEscape(user), map[string]any{"password": "pw", "tags": "management"}, nil))
 	t.Cleanup(func() {
-		_ = w.TargetAPI.Do(t.Context(), http.MethodDelete, "users/"+broker.PathEscape(user), nil, nil)
+		_ = w.TargetAPI.Do(context.Background(), http.MethodDelete, "users/"+broker.PathEscape(user), nil, nil)
 	})
 	ep := w.Target
 	ep.APIUser, ep.APIPassword = user, "pw"

@@ -69,6 +69,10 @@ type Options struct {
 	SkipConflicts bool `json:"skip_conflicts,omitempty"`
 }
 
+// Validate reports invalid options (an unknown queue type or choice, a
+// malformed --keep-classic pattern) as a ClassUsage error, before any I/O.
+func (o Options) Validate() error { return o.normalize() }
+
 func (o *Options) normalize() error {
 	if o.QueueType == "" {
 		o.QueueType = QueueTypeQuorum

@@ -1,17 +1,429 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/definitions"
+)
+
+// definitionsFlags are the flags of warren definitions export|plan|import.
+type definitionsFlags struct {
+	ep     *endpointFlags
+	file   string
+	vhosts []string
+	out    string
+	opts   definitions.Options
+}
 
 func newDefinitionsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "definitions",
 		Short: "Export, plan and import broker definitions",
+		Long: `Definitions are a broker's vhosts, users, permissions, policies, exchanges,
+queues, bindings and parameters. export reads them from the source (or a
+definitions file), plan shows how they would be transformed for the target
+and checks them against it, import applies the plan. plan changes nothing;
+import changes nothing unless every check passes.`,
 	}
-	for _, name := range []string{"export", "plan", "import"} {
-		sub := &cobra.Command{Use: name, Args: cobra.NoArgs}
-		addEndpointFlags(sub, bothSides)
-		sub.RunE = func(*cobra.Command, []string) error { return errNotYet("warren definitions " + name) }
-		cmd.AddCommand(sub)
+	cmd.AddCommand(newDefinitionsExportCmd(g), newDefinitionsPlanCmd(g), newDefinitionsImportCmd(g))
+	return cmd
+}
+
+func addSourceFlags(cmd *cobra.Command, f *definitionsFlags) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.file, "file", "", "read definitions from this file (- for stdin) instead of the source's HTTP API")
+	fs.StringSliceVar(&f.vhosts, "vhost", nil, "only these vhosts; for a single-vhost file, the vhost to load it into")
+}
+
+func addPlanFlags(cmd *cobra.Command, f *definitionsFlags) {
+	fs := cmd.Flags()
+	o := &f.opts
+	fs.StringVar(&o.QueueType, "queue-type", definitions.QueueTypeQuorum,
+		"quorum: convert durable, non-exclusive, non-auto-delete classic queues to quorum queues; keep: keep every queue's type")
+	fs.StringVar(&o.Incompatible, "incompatible", definitions.IncompatibleAbort,
+		"queues with arguments quorum queues refuse (x-max-priority, x-queue-mode, ...): abort, keep-classic, or drop-arguments")
+	fs.StringSliceVar(&o.KeepClassic, "keep-classic", nil, "keep these queues classic: vhost/queue patterns (* and ? allowed), repeatable")
+	fs.StringVar(&o.Mirroring, "mirroring", definitions.MirroringKeep,
+		"classic mirroring policies (ha-*): keep (and report), rewrite (remove the ha-* keys), or drop")
+	fs.BoolVar(&o.KeepVhostDefaultQueueType, "keep-vhost-default-queue-type", false,
+		"do not make quorum the default queue type of vhosts whose queues are converted")
+	fs.BoolVar(&o.IncludeGuest, "include-guest", false, "carry the guest user and its permissions over")
+	fs.BoolVar(&o.SkipConflicts, "skip-conflicts", false, "leave objects that conflict with the target as the target has them, and import the rest")
+}
+
+func newDefinitionsExportCmd(g *globals) *cobra.Command {
+	f := &definitionsFlags{}
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write the source's definitions (or a file's) as a definitions document",
+		Long: `Writes every definition of the source broker, or of --file, as the JSON
+document the management UI and rabbitmqadmin read and write, to --out-file (or
+stdout). A summary goes to stderr.`,
+		Args: cobra.NoArgs,
+	}
+	f.ep = addEndpointFlags(cmd, sourceSide)
+	addSourceFlags(cmd, f)
+	cmd.Flags().StringVar(&f.out, "out-file", "-", "write the document to this file (- for stdout)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		d, err := f.source(cmd.Context(), cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		if f.out == "" || f.out == "-" {
+			if err := writeJSON(cmd.OutOrStdout(), d); err != nil {
+				return fmt.Errorf("write definitions: %w", err)
+			}
+		} else if err := writeFile(f.out, d); err != nil {
+			return err
+		}
+		var parts []string
+		for _, k := range definitions.Kinds {
+			if n := len(d.Objects(k)); n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, k))
+			}
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "exported %s\n", strings.Join(parts, ", "))
+		return nil
 	}
 	return cmd
+}
+
+func newDefinitionsPlanCmd(g *globals) *cobra.Command {
+	f := &definitionsFlags{}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show how the definitions would be transformed and how they stand against the target; change nothing",
+		Long: `Transforms the source's definitions (or --file) for the target and prints every
+change with its reason, then, when a target is given, checks the plan
+against it: preflight (login, administrator, version, plugins) and, for each
+object, whether the target lacks it (new), holds it identically, or holds it
+otherwise (conflict). Nothing is changed on either side.
+
+Exits 4 when queues need a decision (--incompatible, --keep-classic) or
+objects conflict, 3 when the target is unreachable or unfit.`,
+		Args: cobra.NoArgs,
+	}
+	f.ep = addEndpointFlags(cmd, bothSides)
+	addSourceFlags(cmd, f)
+	addPlanFlags(cmd, f)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		plan, err := f.plan(ctx, cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		var chk *definitions.CheckResult
+		var chkErr error
+		if f.ep.targetURL != "" || f.ep.targetAPI != "" {
+			tgt, err := f.ep.target()
+			if err != nil {
+				return err
+			}
+			api, err := tgt.NewAPI()
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			chk, chkErr = plan.Check(ctx, api)
+			if chk == nil && chkErr != nil {
+				return classify(chkErr)
+			}
+		}
+		if g.json() {
+			if err := writeJSON(cmd.OutOrStdout(), struct {
+				Plan  *definitions.Plan        `json:"plan"`
+				Check *definitions.CheckResult `json:"check"`
+			}{plan, chk}); err != nil {
+				return err
+			}
+		} else {
+			printPlan(cmd.OutOrStdout(), plan)
+			if chk != nil {
+				printCheck(cmd.OutOrStdout(), chk)
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "\nNo target given (--target-url, --target-api): the plan was not checked against one.")
+			}
+		}
+		if chkErr != nil {
+			return classify(chkErr)
+		}
+		return classify(plan.Err())
+	}
+	return cmd
+}
+
+func newDefinitionsImportCmd(g *globals) *cobra.Command {
+	f := &definitionsFlags{}
+	cmd := &cobra.Command{
+		Use:   "import",
+		Short: "Import the planned definitions into the target, then read them back",
+		Long: `Runs plan and its checks, stops with nothing changed when any fails, then
+creates the new objects in dependency order and reads the target back to
+confirm each. Objects the target already holds identically are left alone,
+so running import again changes nothing.`,
+		Args: cobra.NoArgs,
+	}
+	f.ep = addEndpointFlags(cmd, bothSides)
+	addSourceFlags(cmd, f)
+	addPlanFlags(cmd, f)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		plan, err := f.plan(ctx, cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		tgt, err := f.ep.target()
+		if err != nil {
+			return err
+		}
+		api, err := tgt.NewAPI()
+		if err != nil {
+			return withCode(exitUsage, err)
+		}
+		res, ierr := definitions.Import(ctx, api, plan)
+		if g.json() {
+			if err := writeJSON(cmd.OutOrStdout(), struct {
+				Plan   *definitions.Plan         `json:"plan"`
+				Result *definitions.ImportResult `json:"result"`
+			}{plan, res}); err != nil {
+				return err
+			}
+		} else if res != nil && res.Check != nil {
+			w := cmd.OutOrStdout()
+			if ierr != nil && res.Total() == 0 {
+				printPlan(w, plan)
+				printCheck(w, res.Check)
+			} else {
+				printImport(w, res)
+			}
+		}
+		return classify(ierr)
+	}
+	return cmd
+}
+
+func writeFile(path string, d *definitions.Definitions) error {
+	file, err := os.Create(path)
+	if err != nil {
+		return withCode(exitUsage, fmt.Errorf("--out-file: %w", err))
+	}
+	if err := writeJSON(file, d); err != nil {
+		file.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := file.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// source reads the definitions from --file or the source's HTTP API and
+// keeps the --vhost ones.
+func (f *definitionsFlags) source(ctx context.Context, stdin io.Reader) (*definitions.Definitions, error) {
+	if f.file != "" {
+		r := stdin
+		if f.file != "-" {
+			file, err := os.Open(f.file)
+			if err != nil {
+				return nil, withCode(exitUsage, fmt.Errorf("--file: %w", err))
+			}
+			defer file.Close()
+			r = file
+		}
+		one := ""
+		if len(f.vhosts) == 1 {
+			one = f.vhosts[0]
+		}
+		d, err := definitions.Load(r, one)
+		if err != nil {
+			return nil, classify(fmt.Errorf("%s: %w", f.file, err))
+		}
+		if len(f.vhosts) > 1 {
+			return only(d, f.vhosts)
+		}
+		return d, nil
+	}
+	src, err := f.ep.source()
+	if err != nil {
+		return nil, err
+	}
+	api, err := src.NewAPI()
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	d, err := definitions.Export(ctx, api)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if len(f.vhosts) > 0 {
+		return only(d, f.vhosts)
+	}
+	return d, nil
+}
+
+func only(d *definitions.Definitions, vhosts []string) (*definitions.Definitions, error) {
+	for _, v := range vhosts {
+		if _, ok := d.Find(definitions.KindVhost, v); !ok {
+			return nil, withCode(exitUsage, fmt.Errorf("--vhost %s: the source has no such vhost", v))
+		}
+	}
+	return d.Only(vhosts...), nil
+}
+
+func (f *definitionsFlags) plan(ctx context.Context, stdin io.Reader) (*definitions.Plan, error) {
+	if err := f.opts.Validate(); err != nil {
+		return nil, classify(err)
+	}
+	d, err := f.source(ctx, stdin)
+	if err != nil {
+		return nil, err
+	}
+	p, err := definitions.NewPlan(d, f.opts)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return p, nil
+}
+
+// classify maps a definitions error class to the CLI's exit code.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	switch definitions.ClassOf(err) {
+	case definitions.ClassUsage:
+		return withCode(exitUsage, err)
+	case definitions.ClassPreflight:
+		return withCode(exitPreflight, err)
+	case definitions.ClassConflict:
+		return withCode(exitConflict, err)
+	}
+	return withCode(exitFailure, err)
+}
+
+func printPlan(w io.Writer, p *definitions.Plan) {
+	src := p.SourceVersion
+	if src == "" {
+		src = "unknown version"
+	}
+	total := 0
+	for _, n := range p.Counts {
+		total += n
+	}
+	fmt.Fprintf(w, "Plan: %d objects for the target (source RabbitMQ %s), %d changes\n", total, src, len(p.Changes))
+	if len(p.Changes) == 0 {
+		return
+	}
+	changes := slices.Clone(p.Changes)
+	sort.SliceStable(changes, func(i, j int) bool {
+		if a, b := kindOrder(string(changes[i].Kind)), kindOrder(string(changes[j].Kind)); a != b {
+			return a < b
+		}
+		return changes[i].ID < changes[j].ID
+	})
+	t := table(w)
+	fmt.Fprintln(t, "KIND\tOBJECT\tACTION\tDETAIL\tREASON")
+	for _, c := range changes {
+		action := string(c.Action)
+		if c.Blocking {
+			action = strings.ToUpper(action)
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\n", c.Kind, c.ID, action, dash(c.Detail), c.Reason)
+	}
+	t.Flush()
+}
+
+func printCheck(w io.Writer, r *definitions.CheckResult) {
+	fmt.Fprintf(w, "\nTarget: RabbitMQ %s, cluster %s, user %s\n", r.Target.Version, dash(r.Target.ClusterName), r.Target.User)
+	t := table(w)
+	fmt.Fprintln(t, "PREFLIGHT\tRESULT\tDETAIL")
+	for _, f := range r.Preflight {
+		res := "ok"
+		if !f.OK {
+			res = "FAILED"
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\n", f.Check, res, f.Detail)
+	}
+	t.Flush()
+	fmt.Fprintln(w)
+	t = table(w)
+	fmt.Fprintln(t, "KIND\tNEW\tIDENTICAL\tCONFLICT\tSKIPPED")
+	counts := map[definitions.Kind]map[definitions.Status]int{}
+	for _, o := range r.Objects {
+		if counts[o.Kind] == nil {
+			counts[o.Kind] = map[definitions.Status]int{}
+		}
+		counts[o.Kind][o.Status]++
+	}
+	for _, k := range definitions.Kinds {
+		if c := counts[k]; c != nil {
+			fmt.Fprintf(t, "%s\t%d\t%d\t%d\t%d\n", k, c[definitions.StatusNew], c[definitions.StatusIdentical],
+				c[definitions.StatusConflict], c[definitions.StatusSkipped])
+		}
+	}
+	t.Flush()
+	if n := r.Count(definitions.StatusConflict) + r.Count(definitions.StatusSkipped); n > 0 {
+		fmt.Fprintln(w)
+		t = table(w)
+		fmt.Fprintln(t, "KIND\tOBJECT\tSTATUS\tDIFFERENCE (planned vs. target)")
+		for _, o := range r.Objects {
+			if o.Status != definitions.StatusConflict && o.Status != definitions.StatusSkipped {
+				continue
+			}
+			var fs []string
+			for _, f := range o.Fields {
+				fs = append(fs, f.String())
+			}
+			status := string(o.Status)
+			if o.Status == definitions.StatusConflict {
+				status = "CONFLICT"
+			}
+			fmt.Fprintf(t, "%s\t%s\t%s\t%s\n", o.Kind, o.ID, status, strings.Join(fs, "; "))
+		}
+		t.Flush()
+	}
+}
+
+func printImport(w io.Writer, r *definitions.ImportResult) {
+	if r.Total() > 0 {
+		t := table(w)
+		fmt.Fprintln(t, "KIND\tCREATED")
+		for _, k := range definitions.Kinds {
+			if n := r.Created[k]; n > 0 {
+				fmt.Fprintf(t, "%s\t%d\n", k, n)
+			}
+		}
+		t.Flush()
+	}
+	fmt.Fprintf(w, "created %d, left %d identical and %d skipped conflicts alone; confirmed %d planned objects on the target in %s\n",
+		r.Total(), r.Identical, r.Skipped, r.Confirmed, r.Duration.Round(time.Millisecond))
+}
+
+func kindOrder(k string) int {
+	for i, kk := range definitions.Kinds {
+		if string(kk) == k {
+			return i
+		}
+	}
+	return len(definitions.Kinds)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
