@@ -19,7 +19,7 @@ func (b *builder) headlessService() (*corev1.Service, error) {
 			Selector:                 pulumi.ToStringMap(b.names.SelectorLabels()),
 			Ports: corev1.ServicePortArray{
 				servicePort("epmd", PortEPMD),
-				servicePort("cluster-rabbitmq", PortDistribution),
+				servicePort("clustering", PortDistribution),
 			},
 		},
 	}, b.with()...)

@@ -16,7 +16,7 @@ func TestHeadlessService(t *testing.T) {
 	for _, p := range items(t, svc, "spec.ports") {
 		ports[p["name"].StringValue()] = p["port"].NumberValue()
 	}
-	assert.Equal(t, map[string]float64{"epmd": 4369, "cluster-rabbitmq": 25672}, ports)
+	assert.Equal(t, map[string]float64{"epmd": 4369, "clustering": 25672}, ports)
 	sts := m.find(t, tStatefulSet, "rabbitmq-server")
 	assert.Equal(t, strMap(t, sts, "spec.selector.matchLabels"), strMap(t, svc, "spec.selector"))
 }

@@ -75,7 +75,7 @@ func containerPorts(cfg *Config) corev1.ContainerPortArray {
 	p := func(name string, port int) corev1.ContainerPortArgs {
 		return corev1.ContainerPortArgs{Name: pulumi.String(name), ContainerPort: pulumi.Int(port), Protocol: pulumi.String("TCP")}
 	}
-	ports := corev1.ContainerPortArray{p("epmd", PortEPMD), p("cluster-rabbitmq", PortDistribution)}
+	ports := corev1.ContainerPortArray{p("epmd", PortEPMD), p("clustering", PortDistribution)}
 	if !cfg.DisablePlainListeners {
 		ports = append(ports, p("amqp", PortAMQP), p("management", PortManagement), p("prometheus", PortPrometheus))
 	}

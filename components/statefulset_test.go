@@ -73,7 +73,7 @@ func TestStatefulSetDefaults(t *testing.T) {
 	for _, p := range items(t, sts, c+"ports") {
 		ports[p["name"].StringValue()] = p["containerPort"].NumberValue()
 	}
-	assert.Equal(t, map[string]float64{"epmd": 4369, "cluster-rabbitmq": 25672, "amqp": 5672, "management": 15672, "prometheus": 15692}, ports)
+	assert.Equal(t, map[string]float64{"epmd": 4369, "clustering": 25672, "amqp": 5672, "management": 15672, "prometheus": 15692}, ports)
 
 	// Non-root, no privilege escalation.
 	assert.True(t, get(t, sts, pod+"securityContext.runAsNonRoot").BoolValue())
@@ -173,7 +173,20 @@ func TestStatefulSetRequiredAntiAffinityAndTLS(t *testing.T) {
 	for _, p := range items(t, sts, c+"ports") {
 		ports = append(ports, p["name"].StringValue())
 	}
-	assert.ElementsMatch(t, []string{"epmd", "cluster-rabbitmq", "amqps", "management-tls", "prometheus-tls"}, ports)
+	assert.ElementsMatch(t, []string{"epmd", "clustering", "amqps", "management-tls", "prometheus-tls"}, ports)
+}
+
+// The API server refuses container port names over 15 characters (IANA
+// service names), whatever listeners are on.
+func TestContainerPortNamesAreValid(t *testing.T) {
+	for _, over := range []map[string]string{nil, {"tlsEnabled": "true"}, {"tlsEnabled": "true", "disablePlainListeners": "true"}} {
+		sts := deploy(t, over).find(t, tStatefulSet, "rabbitmq-server")
+		for _, p := range items(t, sts, "spec.template.spec.containers[0].ports") {
+			name := p["name"].StringValue()
+			assert.Regexp(t, `^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$`, name)
+			assert.NotContains(t, name, "--")
+		}
+	}
 }
 
 func TestConfigChangeChangesPodTemplate(t *testing.T) {

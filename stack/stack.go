@@ -250,7 +250,7 @@ func Preview(ctx context.Context, o Options) (*PreviewResult, error) {
 	}
 	res, err := st.Preview(ctx, optpreview.ProgressStreams(o.Progress), optpreview.ErrorProgressStreams(o.Progress))
 	if err != nil {
-		return nil, fmt.Errorf("preview stack %s: %w", o.Stack, err)
+		return nil, fmt.Errorf("preview stack %s: %w", o.Stack, summarize(err))
 	}
 	ch := Changes{}
 	for op, n := range res.ChangeSummary {
@@ -276,7 +276,7 @@ func Up(ctx context.Context, o Options) (*UpResult, error) {
 	}
 	res, err := st.Up(ctx, optup.ProgressStreams(o.Progress), optup.ErrorProgressStreams(o.Progress))
 	if err != nil {
-		return nil, fmt.Errorf("up stack %s: %w", o.Stack, err)
+		return nil, fmt.Errorf("up stack %s: %w", o.Stack, summarize(err))
 	}
 	return &UpResult{Stack: o.Stack, Changes: changes(res.Summary), Outputs: outputs(res.Outputs)}, nil
 }
@@ -296,7 +296,7 @@ func Destroy(ctx context.Context, o Options) (*DestroyResult, error) {
 	}
 	res, err := st.Destroy(ctx, optdestroy.ProgressStreams(o.Progress), optdestroy.ErrorProgressStreams(o.Progress))
 	if err != nil {
-		return nil, fmt.Errorf("destroy stack %s: %w", o.Stack, err)
+		return nil, fmt.Errorf("destroy stack %s: %w", o.Stack, summarize(err))
 	}
 	return &DestroyResult{Stack: o.Stack, Changes: changes(res.Summary)}, nil
 }
@@ -358,7 +358,7 @@ func Render(ctx context.Context, o Options, dir string) (*RenderResult, error) {
 		return nil, err
 	}
 	if _, err := st.Up(ctx, optup.ProgressStreams(o.Progress), optup.ErrorProgressStreams(o.Progress)); err != nil {
-		return nil, fmt.Errorf("render stack %s: %w", o.Stack, err)
+		return nil, fmt.Errorf("render stack %s: %w", o.Stack, summarize(err))
 	}
 	var files []string
 	err = filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
@@ -376,6 +376,35 @@ func Render(ctx context.Context, o Options, dir string) (*RenderResult, error) {
 	}
 	slices.Sort(files)
 	return &RenderResult{Stack: o.Stack, Dir: out, Files: files}, nil
+}
+
+// summarizedError keeps the whole Automation API error (it carries the
+// CLI's complete stdout and stderr) for errors.As, but prints only Pulumi's
+// distinct error lines: the progress stream already showed the rest.
+type summarizedError struct {
+	short string
+	err   error
+}
+
+func (e *summarizedError) Error() string { return e.short }
+func (e *summarizedError) Unwrap() error { return e.err }
+
+func summarize(err error) error {
+	var lines []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		_, msg, ok := strings.Cut(line, "error: ")
+		msg = strings.TrimSpace(msg)
+		if !ok || msg == "" || msg == "update failed" || msg == "preview failed" || seen[msg] {
+			continue
+		}
+		seen[msg] = true
+		lines = append(lines, msg)
+	}
+	if len(lines) == 0 {
+		return err
+	}
+	return &summarizedError{short: strings.Join(lines, "\n"), err: err}
 }
 
 func copyFile(from, to string) error {

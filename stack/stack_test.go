@@ -127,3 +127,16 @@ func TestDefaultBackend(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasSuffix(b, "/.cache/warren/pulumi-state"), b)
 }
+
+func TestSummarizeKeepsDistinctErrorLines(t *testing.T) {
+	full := errors.New("failed to run update: exit status 255\ncode: 255\nstdout: Updating (dev):\n" +
+		" +  kubernetes:apps/v1:StatefulSet x creating (0s) error: resource x is invalid: port name too long\n" +
+		" +  kubernetes:apps/v1:StatefulSet x **creating failed** error: resource x is invalid: port name too long\n" +
+		"    error: update failed\n\nstderr: \n")
+	err := summarize(full)
+	assert.Equal(t, "resource x is invalid: port name too long", err.Error())
+	assert.ErrorIs(t, err, full)
+
+	plain := errors.New("no error lines here")
+	assert.Equal(t, plain, summarize(plain))
+}
