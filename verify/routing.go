@@ -83,6 +83,7 @@ func (b bindingInfo) identity() string {
 	return strings.Join([]string{b.Source, b.DestinationType, b.Destination, b.RoutingKey, string(args)}, "\x00")
 }
 
+// String names the binding in check names, the way users write it.
 func (b bindingInfo) String() string {
 	s := fmt.Sprintf("exchange %q → %s %q", b.Source, b.DestinationType, b.Destination)
 	if b.RoutingKey != "" {

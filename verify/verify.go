@@ -130,6 +130,7 @@ func (l Latency) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]any{"samples": l.Samples, "p50_ms": ms(l.P50), "p99_ms": ms(l.P99), "max_ms": ms(l.Max)})
 }
 
+// String renders the percentiles for a report line.
 func (l Latency) String() string {
 	return fmt.Sprintf("p50 %s, p99 %s over %d messages", round(l.P50), round(l.P99), l.Samples)
 }
