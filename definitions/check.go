@@ -77,18 +77,24 @@ func (r *CheckResult) Err() error {
 		return err
 	}
 	var conflicts []string
+	hint := ""
 	for _, o := range r.Objects {
 		if o.Status == StatusConflict {
 			var fs []string
 			for _, f := range o.Fields {
 				fs = append(fs, f.String())
+				if o.Kind == KindVhost && f.Field == "default_queue_type" {
+					// An existing vhost's default queue type cannot be
+					// changed by an import (nor at all before 3.11).
+					hint = "; for a vhost's default queue type, --keep-vhost-default-queue-type plans without changing it"
+				}
 			}
 			conflicts = append(conflicts, fmt.Sprintf("%s %s: %s", o.Kind, o.ID, strings.Join(fs, "; ")))
 		}
 	}
 	if len(conflicts) > 0 {
-		return classed(ClassConflict, "%d object(s) already exist on the target with other settings; nothing was changed. Remove or fix them on the target, or leave them as they are with --skip-conflicts:\n  %s",
-			len(conflicts), strings.Join(conflicts, "\n  "))
+		return classed(ClassConflict, "%d object(s) already exist on the target with other settings; nothing was changed. Remove or fix them on the target, or leave them as they are with --skip-conflicts%s:\n  %s",
+			len(conflicts), hint, strings.Join(conflicts, "\n  "))
 	}
 	return nil
 }

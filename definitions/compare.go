@@ -225,8 +225,10 @@ func normalized(k Kind, o Object, f string) any {
 			return ""
 		}
 	case "default_queue_type":
-		if v == nil || v == "undefined" {
-			return ""
+		// No default means classic: declaring without x-queue-type gives a
+		// classic queue either way.
+		if v == nil || v == "undefined" || v == "" {
+			return "classic"
 		}
 	}
 	return v

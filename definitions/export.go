@@ -140,13 +140,18 @@ func export(ctx context.Context, api *broker.API) (*Definitions, error) {
 	if err := api.Get(ctx, "definitions", d); err != nil {
 		return nil, &Error{Class: ClassPreflight, Err: fmt.Errorf("export definitions from %s: %w", ep.Name, explainAPI(ep, err))}
 	}
-	var vhosts []Object
+	// Entries are decoded one by one: a vhost deleted while the list is
+	// built comes back as an empty list ([]) instead of an object.
+	var vhosts []json.RawMessage
 	if err := api.Get(ctx, "vhosts?columns=name,description,tags,default_queue_type,metadata", &vhosts); err != nil {
 		return nil, &Error{Class: ClassPreflight, Err: fmt.Errorf("list vhosts of %s: %w", ep.Name, explainAPI(ep, err))}
 	}
 	meta := map[string]Object{}
-	for _, v := range vhosts {
-		meta[v.Name()] = v
+	for _, raw := range vhosts {
+		var v Object
+		if json.Unmarshal(raw, &v) == nil && v != nil {
+			meta[v.Name()] = v
+		}
 	}
 	for _, v := range d.Sections[KindVhost] {
 		addVhostMetadata(v, meta[v.Name()])

@@ -277,3 +277,29 @@ func TestCheckPreflight(t *testing.T) {
 	assert.Equal(t, definitions.ClassPreflight, definitions.ClassOf(err))
 	assert.True(t, strings.Contains(err.Error(), "administrator"), err.Error())
 }
+
+func TestCheckVhostDefaultQueueTypeOfExistingVhost(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	billing := w.Topo.Vhost(fixture.Billing)
+	// The target already has the vhost, without a default queue type,
+	// which an import cannot change.
+	require.NoError(t, w.TargetAPI.Do(w.Ctx, http.MethodPut, "vhosts/"+broker.PathEscape(billing),
+		map[string]any{"description": "warren fixture: billing", "tags": "fixture"}, nil))
+	src := w.source(t).Only(billing)
+
+	p, err := definitions.NewPlan(src, definitions.Options{})
+	require.NoError(t, err)
+	_, err = p.Check(w.Ctx, w.TargetAPI)
+	require.Error(t, err)
+	assert.Equal(t, definitions.ClassConflict, definitions.ClassOf(err))
+	assert.Contains(t, err.Error(), `default_queue_type: want "quorum", got "classic"`)
+	assert.Contains(t, err.Error(), "--keep-vhost-default-queue-type")
+
+	// Left alone, the source's explicit "classic" equals the target's none.
+	p, err = definitions.NewPlan(src, definitions.Options{KeepVhostDefaultQueueType: true})
+	require.NoError(t, err)
+	r, err := p.Check(w.Ctx, w.TargetAPI)
+	require.NoError(t, err)
+	assert.Equal(t, 1, r.Count(definitions.StatusIdentical), "the vhost")
+}
