@@ -18,7 +18,7 @@ type Status string
 // Statuses of ObjectStatus.
 const (
 	StatusNew       Status = "new"       // the target lacks it: Import creates it
-	StatusIdentical Status = "identical" // the target holds it as planned: nothing to do
+	StatusIdentical Status = "identical" // the target holds it as planned (a vhost perhaps with another description or tags): nothing to do
 	StatusConflict  Status = "conflict"  // the target holds it differently: Import stops
 	StatusSkipped   Status = "skipped"   // a conflict left as the target has it (Options.SkipConflicts)
 )
@@ -130,9 +130,12 @@ func (p *Plan) Check(ctx context.Context, target *broker.API) (*CheckResult, err
 			if g, ok := have[id]; ok {
 				st.Status = StatusIdentical
 				if fd := diffObject(k, w, g); len(fd) > 0 {
-					st.Status, st.Fields = StatusConflict, fd
-					if p.Options.SkipConflicts {
-						st.Status = StatusSkipped
+					st.Fields = fd
+					if !cosmetic(k, fd) {
+						st.Status = StatusConflict
+						if p.Options.SkipConflicts {
+							st.Status = StatusSkipped
+						}
 					}
 				}
 			}
@@ -140,6 +143,23 @@ func (p *Plan) Check(ctx context.Context, target *broker.API) (*CheckResult, err
 		}
 	}
 	return r, r.Err()
+}
+
+// cosmetic reports whether every field that differs is a vhost's
+// description or tags: labels that change no behaviour (the default vhost
+// is "Default virtual host" on some versions and undescribed on others), so
+// an existing vhost that differs only there counts as identical, with its
+// differences still listed.
+func cosmetic(k Kind, fd []FieldDiff) bool {
+	if k != KindVhost {
+		return false
+	}
+	for _, f := range fd {
+		if f.Field != "description" && f.Field != "tags" {
+			return false
+		}
+	}
+	return true
 }
 
 // plugins maps what definitions can need to the plugin that provides it.

@@ -98,7 +98,8 @@ func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult,
 	}
 	var missing []string
 	for _, d := range Compare(want, got) {
-		if d.Type == Unexpected || status[d.Kind][d.ID] == StatusSkipped {
+		if d.Type == Unexpected || status[d.Kind][d.ID] == StatusSkipped ||
+			(status[d.Kind][d.ID] == StatusIdentical && cosmetic(d.Kind, d.Fields)) {
 			continue
 		}
 		missing = append(missing, d.String())

@@ -283,9 +283,10 @@ func TestCheckVhostDefaultQueueTypeOfExistingVhost(t *testing.T) {
 	w := newWorld(t)
 	billing := w.Topo.Vhost(fixture.Billing)
 	// The target already has the vhost, without a default queue type,
-	// which an import cannot change.
+	// which an import cannot change, and with another description, which
+	// changes nothing.
 	require.NoError(t, w.TargetAPI.Do(w.Ctx, http.MethodPut, "vhosts/"+broker.PathEscape(billing),
-		map[string]any{"description": "warren fixture: billing", "tags": "fixture"}, nil))
+		map[string]any{"description": "billing, described otherwise", "tags": "fixture"}, nil))
 	src := w.source(t).Only(billing)
 
 	p, err := definitions.NewPlan(src, definitions.Options{})
@@ -302,4 +303,8 @@ func TestCheckVhostDefaultQueueTypeOfExistingVhost(t *testing.T) {
 	r, err := p.Check(w.Ctx, w.TargetAPI)
 	require.NoError(t, err)
 	assert.Equal(t, 1, r.Count(definitions.StatusIdentical), "the vhost")
+	require.Equal(t, definitions.KindVhost, r.Objects[0].Kind)
+	assert.Equal(t, "description", r.Objects[0].Fields[0].Field, "the cosmetic difference is still shown")
+	_, err = definitions.Import(w.Ctx, w.TargetAPI, p)
+	require.NoError(t, err)
 }

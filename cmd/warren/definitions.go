@@ -375,12 +375,15 @@ func printCheck(w io.Writer, r *definitions.CheckResult) {
 		}
 	}
 	t.Flush()
-	if n := r.Count(definitions.StatusConflict) + r.Count(definitions.StatusSkipped); n > 0 {
+	listed := func(o definitions.ObjectStatus) bool {
+		return o.Status == definitions.StatusConflict || o.Status == definitions.StatusSkipped || len(o.Fields) > 0
+	}
+	if slices.ContainsFunc(r.Objects, listed) {
 		fmt.Fprintln(w)
 		t = table(w)
 		fmt.Fprintln(t, "KIND\tOBJECT\tSTATUS\tDIFFERENCE (planned vs. target)")
 		for _, o := range r.Objects {
-			if o.Status != definitions.StatusConflict && o.Status != definitions.StatusSkipped {
+			if !listed(o) {
 				continue
 			}
 			var fs []string
@@ -388,8 +391,11 @@ func printCheck(w io.Writer, r *definitions.CheckResult) {
 				fs = append(fs, f.String())
 			}
 			status := string(o.Status)
-			if o.Status == definitions.StatusConflict {
+			switch o.Status {
+			case definitions.StatusConflict:
 				status = "CONFLICT"
+			case definitions.StatusIdentical:
+				status = "identical (labels differ)"
 			}
 			fmt.Fprintf(t, "%s\t%s\t%s\t%s\n", o.Kind, o.ID, status, strings.Join(fs, "; "))
 		}
