@@ -89,17 +89,18 @@ func parseAPI(raw string) (api, user, pass string, err error) {
 }
 
 func (s *session) health(ctx context.Context, service *broker.Endpoint) {
+	// Logins run at once: a refused password costs RabbitMQ's few-second
+	// delay and an unreachable node the dial timeout, per node.
+	var logins []job
 	t := s.opts.Target
 	for i, u := range t.AMQP {
-		s.check(ctx, AreaHealth, fmt.Sprintf("amqp login %s:%d", u.Host, u.Port), func() outcome {
-			return amqpLogin(ctx, t, i)
-		})
+		logins = append(logins, job{fmt.Sprintf("amqp login %s:%d", u.Host, u.Port), func() outcome { return amqpLogin(ctx, t, i) }})
 	}
 	apis := []string{t.API}
 	for _, raw := range s.opts.NodeAPIs {
 		api, _, _, err := parseAPI(raw)
 		if err != nil {
-			s.check(ctx, AreaHealth, "http login "+broker.Redact(raw), func() outcome { return failf("node API URL %v", err) })
+			logins = append(logins, job{"http login " + broker.Redact(raw), func() outcome { return failf("node API URL %v", err) }})
 			continue
 		}
 		if !slices.Contains(apis, api) {
@@ -109,19 +110,18 @@ func (s *session) health(ctx context.Context, service *broker.Endpoint) {
 	for _, api := range apis {
 		ep := t
 		ep.API = api
-		s.check(ctx, AreaHealth, "http login "+api, func() outcome { return httpLogin(ctx, ep) })
+		logins = append(logins, job{"http login " + api, func() outcome { return httpLogin(ctx, ep) }})
 	}
 	if service != nil {
 		if len(service.AMQP) > 0 {
 			u := service.AMQP[0]
-			s.check(ctx, AreaHealth, fmt.Sprintf("amqp login service %s:%d", u.Host, u.Port), func() outcome {
-				return amqpLogin(ctx, *service, 0)
-			})
+			logins = append(logins, job{fmt.Sprintf("amqp login service %s:%d", u.Host, u.Port), func() outcome { return amqpLogin(ctx, *service, 0) }})
 		}
 		if service.API != "" {
-			s.check(ctx, AreaHealth, "http login service "+service.API, func() outcome { return httpLogin(ctx, *service) })
+			logins = append(logins, job{"http login service " + service.API, func() outcome { return httpLogin(ctx, *service) }})
 		}
 	}
+	s.parallel(ctx, AreaHealth, logins)
 
 	var nodes []nodeInfo
 	var nodesErr error

@@ -37,6 +37,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warrenmq/warren/broker"
@@ -259,6 +260,11 @@ type Options struct {
 	// with (queue types, mirroring policies, ...), so that the
 	// definitions check expects what the import wrote.
 	Plan definitions.Options
+	// Want, when set, is what the target's definitions must be (a
+	// migration's plan.Want()), used instead of exporting the source now:
+	// a drain changes the source (an auto-delete queue goes with its
+	// shovel), so the migration compares with the plan it imported.
+	Want *definitions.Definitions
 	// DrainReport holds the per-queue counts a drain recorded (see
 	// LoadDrainReport); nil skips the conservation check.
 	DrainReport []QueueCount
@@ -384,6 +390,32 @@ func (s *session) check(ctx context.Context, area Area, name string, f func() ou
 		o = f()
 	}
 	s.report.add(Check{Area: area, Name: name, Status: o.status, Detail: o.detail, Duration: time.Since(start)})
+}
+
+// job is a check to run with parallel.
+type job struct {
+	name string
+	f    func() outcome
+}
+
+// parallel runs independent checks at once and records them in order.
+func (s *session) parallel(ctx context.Context, area Area, jobs []job) {
+	checks := make([]Check, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			start := time.Now()
+			o := failf("not run: %v", ctx.Err())
+			if ctx.Err() == nil {
+				o = j.f()
+			}
+			checks[i] = Check{Area: area, Name: j.name, Status: o.status, Detail: o.detail, Duration: time.Since(start)}
+		})
+	}
+	wg.Wait()
+	for _, c := range checks {
+		s.report.add(c)
+	}
 }
 
 // resolveVhosts fixes the vhosts the per-vhost checks cover.
