@@ -34,7 +34,7 @@ func (NoProgress) Close()                                  {}
 
 type noQueue struct{}
 
-func (noQueue) Set(int)           {}
+func (noQueue) Set(int)          {}
 func (noQueue) Done(QueueResult) {}
 
 // Bars draws a bar per queue and one for the total, with messages moved,

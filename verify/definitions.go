@@ -13,7 +13,7 @@ import (
 // choices the migration was made with). There is one check per kind of
 // object, each naming every difference; Report.Differences holds them all.
 func (s *session) definitions(ctx context.Context) {
-	if s.source == nil {
+	if s.opts.Want == nil && s.source == nil {
 		s.check(ctx, AreaDefinitions, "definitions", func() outcome {
 			return skipf("no source given (--source-url, --source-api): nothing to compare the target with")
 		})
@@ -21,6 +21,17 @@ func (s *session) definitions(ctx context.Context) {
 	}
 	var want, got *definitions.Definitions
 	s.check(ctx, AreaDefinitions, "definitions export", func() outcome {
+		if s.opts.Want != nil {
+			var err error
+			if got, err = definitions.Export(ctx, s.target); err != nil {
+				return failf("%v", err)
+			}
+			want = s.opts.Want
+			if len(s.opts.Vhosts) > 0 {
+				want = want.Only(s.opts.Vhosts...)
+			}
+			return passf("the migration plan's %d objects are compared with the target", want.Len())
+		}
 		src, err := definitions.Export(ctx, s.source)
 		if err != nil {
 			return failf("%v", err)

@@ -1,4 +1,4 @@
-package shovel
+package broker
 
 import (
 	"context"
@@ -7,31 +7,35 @@ import (
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/warrenmq/warren/broker"
 )
 
-// depths reads current queue depths over AMQP. A passive queue.declare
+// Depths reads current queue depths over AMQP. A passive queue.declare
 // answers with the queue's ready-message and consumer counts as they are
 // now, unlike the HTTP API whose counts lag by the statistics interval.
 // It keeps one connection per vhost and fails over to the endpoint's next
 // node when a node goes away.
-type depths struct {
-	ep    broker.Endpoint
+//
+// For a quorum queue the answer comes from a 250ms call to its leader and
+// is 0 when that call fails (rabbit_quorum_queue:stat/2): treat a quorum
+// queue's 0 as "at least 0".
+type Depths struct {
+	ep    Endpoint
 	mu    sync.Mutex
 	conns map[string]*amqp.Connection
 	next  int // node to dial next, rotated on failure
 }
 
-func newDepths(ep broker.Endpoint) *depths {
-	return &depths{ep: ep, conns: map[string]*amqp.Connection{}}
+// NewDepths returns a depth reader for ep; Close it when done.
+func NewDepths(ep Endpoint) *Depths {
+	return &Depths{ep: ep, conns: map[string]*amqp.Connection{}}
 }
 
-// errNoQueue is returned for a queue that does not exist.
-var errNoQueue = errors.New("queue does not exist")
+// ErrNoQueue is returned for a queue that does not exist.
+var ErrNoQueue = errors.New("queue does not exist")
 
-// Depth returns the ready messages and consumers of a queue.
-func (d *depths) Depth(ctx context.Context, vhost, queue string) (messages, consumers int, err error) {
+// Depth returns the ready messages and consumers of a queue, as the broker
+// counts them now.
+func (d *Depths) Depth(ctx context.Context, vhost, queue string) (messages, consumers int, err error) {
 	for attempt := 0; attempt < d.ep.Nodes()+1; attempt++ {
 		var conn *amqp.Connection
 		conn, err = d.conn(ctx, vhost)
@@ -52,14 +56,14 @@ func (d *depths) Depth(ctx context.Context, vhost, queue string) (messages, cons
 		}
 		var aerr *amqp.Error
 		if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
-			return 0, 0, fmt.Errorf("%s queue %q in vhost %q: %w", d.ep.Name, queue, vhost, errNoQueue)
+			return 0, 0, fmt.Errorf("%s queue %q in vhost %q: %w", d.ep.Name, queue, vhost, ErrNoQueue)
 		}
 		d.drop(vhost, conn)
 	}
 	return 0, 0, fmt.Errorf("read depth of %s queue %q in vhost %q: %w", d.ep.Name, queue, vhost, err)
 }
 
-func (d *depths) conn(ctx context.Context, vhost string) (*amqp.Connection, error) {
+func (d *Depths) conn(ctx context.Context, vhost string) (*amqp.Connection, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if c := d.conns[vhost]; c != nil && !c.IsClosed() {
@@ -74,7 +78,7 @@ func (d *depths) conn(ctx context.Context, vhost string) (*amqp.Connection, erro
 	return c, nil
 }
 
-func (d *depths) drop(vhost string, c *amqp.Connection) {
+func (d *Depths) drop(vhost string, c *amqp.Connection) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_ = c.Close()
@@ -84,7 +88,8 @@ func (d *depths) drop(vhost string, c *amqp.Connection) {
 	d.next++
 }
 
-func (d *depths) Close() {
+// Close closes the reader's connections.
+func (d *Depths) Close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, c := range d.conns {

@@ -1,0 +1,133 @@
+package migrate_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/lab/fixture"
+	"github.com/warrenmq/warren/migrate"
+	"github.com/warrenmq/warren/verify"
+)
+
+// seed builds the rich fixture on the source with a backlog, and removes
+// it from both sides afterwards.
+func seed(t *testing.T, e *brokertest.Env, perQueue int) (*fixture.Topology, *fixture.Backlog) {
+	t.Helper()
+	ctx := context.Background()
+	prefix := brokertest.VhostName(t)
+	t.Cleanup(func() {
+		assert.NoError(t, fixture.Remove(context.Background(), e.SourceAPI, prefix))
+		assert.NoError(t, fixture.Remove(context.Background(), e.TargetAPI, prefix))
+	})
+	topo, err := fixture.Apply(ctx, e.SourceAPI, prefix)
+	require.NoError(t, err)
+	backlog, err := topo.PublishBacklog(ctx, e.Source, perQueue)
+	require.NoError(t, err)
+	return topo, backlog
+}
+
+func options(e *brokertest.Env, topo *fixture.Topology) migrate.Options {
+	o := migrate.Options{Source: e.Source, Target: e.Target, Vhosts: topo.Vhosts}
+	o.Plan.Incompatible = definitions.IncompatibleKeepClassic
+	o.Drain.StatePath = ""
+	return o
+}
+
+func phases(s *migrate.Summary) map[migrate.Phase]string {
+	out := map[migrate.Phase]string{}
+	for _, p := range s.Phases {
+		out[p.Phase] = p.Status
+	}
+	return out
+}
+
+func TestMigrateEndToEndTwice(t *testing.T) {
+	e := brokertest.New(t)
+	topo, backlog := seed(t, e, 25)
+	opts := options(e, topo)
+	dir := t.TempDir()
+	opts.Drain.StatePath, opts.StatePath = dir+"/drain.json", dir+"/migrate.json"
+	ctx := context.Background()
+
+	sum, err := migrate.Run(ctx, opts)
+	if sum.Verify != nil {
+		for _, c := range sum.Verify.Failures() {
+			t.Logf("verify failure: %+v", c)
+		}
+	}
+	require.NoError(t, err, "phases: %+v", sum.Phases)
+	for _, p := range []migrate.Phase{migrate.Preflight, migrate.Definitions, migrate.Drain, migrate.Verify, migrate.Cleanup} {
+		assert.Equal(t, "ok", phases(sum)[p], p)
+	}
+	require.NotNil(t, sum.Drain)
+	want := backlog.Count()
+	drained := 0
+	for _, q := range sum.Drain.Queues {
+		assert.True(t, q.Conserved(), "%s/%s: %+v", q.Vhost, q.Queue, q)
+		drained += q.Moved
+	}
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	assert.Equal(t, total, drained, "every backlog message moved")
+	require.NotNil(t, sum.Verify)
+	assert.True(t, sum.Verify.OK())
+	assert.NotEmpty(t, sum.Verify.Area(verify.AreaConservation), "conservation was checked")
+	assert.Equal(t, total, sum.Preflight.BacklogMessages)
+
+	// Run it again: definitions all identical, nothing to drain, still verified.
+	again, err := migrate.Run(ctx, opts)
+	require.NoError(t, err, "phases: %+v", again.Phases)
+	require.NotNil(t, again.Import)
+	for kind, n := range again.Import.Created {
+		assert.Zero(t, n, "a second import creates no %s", kind)
+	}
+	assert.Positive(t, again.Import.Identical)
+	assert.Empty(t, again.Drain.Queues)
+}
+
+func TestMigrateDryRunChangesNothing(t *testing.T) {
+	e := brokertest.New(t)
+	topo, _ := seed(t, e, 3)
+	opts := options(e, topo)
+	opts.DryRun = true
+
+	sum, err := migrate.Run(context.Background(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", phases(sum)[migrate.Definitions])
+	assert.Equal(t, "skipped", phases(sum)[migrate.Drain])
+	assert.NotEmpty(t, sum.Backlog)
+	require.NotNil(t, sum.Check)
+	assert.Positive(t, sum.Check.Count(definitions.StatusNew))
+	for _, v := range topo.Vhosts {
+		var vh map[string]any
+		err := e.TargetAPI.Get(context.Background(), "vhosts/"+v, &vh)
+		require.Error(t, err, "vhost %s must not exist on the target after a dry run", v)
+	}
+}
+
+func TestMigrateStopsOnIncompatibleArgumentsBeforeChangingAnything(t *testing.T) {
+	e := brokertest.New(t)
+	topo, _ := seed(t, e, 2)
+	require.NotEmpty(t, topo.IncompatibleQueues())
+	opts := options(e, topo)
+	opts.Plan.Incompatible = "" // default: abort
+
+	sum, err := migrate.Run(context.Background(), opts)
+	require.Error(t, err)
+	assert.Equal(t, migrate.Definitions, migrate.FailedPhase(err))
+	assert.Equal(t, definitions.ClassConflict, definitions.ClassOf(err))
+	assert.True(t, strings.Contains(err.Error(), "x-max-priority") || strings.Contains(err.Error(), "x-queue-mode"), err.Error())
+	assert.Nil(t, sum.Drain, "nothing drained")
+	for _, v := range topo.Vhosts {
+		var vh map[string]any
+		require.Error(t, e.TargetAPI.Get(context.Background(), "vhosts/"+v, &vh), "nothing imported")
+	}
+}

@@ -1,0 +1,171 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/shovel"
+)
+
+// PreflightReport is what the preflight phase learned about both brokers.
+type PreflightReport struct {
+	Source   *definitions.Broker   `json:"source"`
+	Target   *definitions.Broker   `json:"target"`
+	Nodes    []NodeHeadroom        `json:"target_nodes"`
+	Findings []definitions.Finding `json:"findings"`
+	// BacklogMessages and BacklogBytes are what the source holds in the
+	// queues in scope, as its HTTP API last counted them.
+	BacklogMessages int   `json:"backlog_messages"`
+	BacklogBytes    int64 `json:"backlog_bytes"`
+}
+
+// NodeHeadroom is one target node's room for the backlog.
+type NodeHeadroom struct {
+	Name          string `json:"name"`
+	Running       bool   `json:"running"`
+	DiskFree      int64  `json:"disk_free"`
+	DiskFreeLimit int64  `json:"disk_free_limit"`
+	MemUsed       int64  `json:"mem_used"`
+	MemLimit      int64  `json:"mem_limit"`
+	MemAlarm      bool   `json:"mem_alarm"`
+	DiskAlarm     bool   `json:"disk_free_alarm"`
+}
+
+// QueueBacklog is one source queue's backlog.
+type QueueBacklog struct {
+	Vhost    string `json:"vhost"`
+	Queue    string `json:"queue"`
+	Messages int    `json:"messages"`
+	Bytes    int64  `json:"bytes"`
+}
+
+// ErrPreflight marks a broker unfit for the migration.
+var ErrPreflight = errors.New("preflight failed")
+
+// diskFactor is the disk headroom asked of each target node per byte of
+// backlog: every quorum queue member keeps a full copy, written to the WAL
+// and again to segment files before the WAL is truncated.
+const diskFactor = 2
+
+func (r *runner) preflight(ctx context.Context) (string, error) {
+	rep := &PreflightReport{}
+	r.sum.Preflight = rep
+	var err error
+	if rep.Source, err = definitions.Probe(ctx, r.src); err != nil {
+		return "", err
+	}
+	if rep.Target, err = definitions.Probe(ctx, r.dst); err != nil {
+		return "", err
+	}
+	add := func(check string, ok bool, detail string, args ...any) {
+		rep.Findings = append(rep.Findings, definitions.Finding{Check: check, OK: ok, Detail: fmt.Sprintf(detail, args...)})
+	}
+
+	// The shovel plugin must run where the shovels will.
+	side, err := shovel.ParseSide(string(r.opts.Drain.Side))
+	if err != nil {
+		return "", err
+	}
+	runner := rep.Target
+	if side == shovel.OnSource {
+		runner = rep.Source
+	}
+	hasShovel := slices.Contains(runner.Applications, "rabbitmq_shovel")
+	add("shovel plugin", hasShovel, "rabbitmq_shovel on the %s (shovels run there): %v", runner.Name, hasShovel)
+
+	for _, b := range []struct {
+		api  *broker.API
+		name string
+	}{{r.src, "source"}, {r.dst, "target"}} {
+		nodes, err := nodes(ctx, b.api)
+		if err != nil {
+			return "", err
+		}
+		for _, n := range nodes {
+			if n.MemAlarm || n.DiskAlarm {
+				add("alarms", false, "%s node %s has a resource alarm (memory %v, disk %v): publishers are blocked", b.name, n.Name, n.MemAlarm, n.DiskAlarm)
+			}
+			if !n.Running {
+				add("nodes running", false, "%s node %s is not running", b.name, n.Name)
+			}
+		}
+		if b.name == "target" {
+			rep.Nodes = nodes
+		}
+	}
+
+	backlog, err := r.backlog(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.sum.Backlog = backlog
+	for _, q := range backlog {
+		rep.BacklogMessages += q.Messages
+		rep.BacklogBytes += q.Bytes
+	}
+	for _, n := range rep.Nodes {
+		room := n.DiskFree - n.DiskFreeLimit
+		need := diskFactor * rep.BacklogBytes
+		add("disk headroom", room >= need, "target node %s: %s free above its limit, the backlog needs %s", n.Name, mib(room), mib(need))
+		if mem := n.MemLimit - n.MemUsed; mem < rep.BacklogBytes {
+			add("memory headroom", false, "target node %s: %s below its memory watermark, the backlog is %s", n.Name, mib(mem), mib(rep.BacklogBytes))
+		}
+	}
+
+	var failed []string
+	for _, f := range rep.Findings {
+		if !f.OK {
+			failed = append(failed, f.Detail)
+		}
+	}
+	if len(failed) > 0 {
+		return "", fmt.Errorf("%w: %s", ErrPreflight, strings.Join(failed, "; "))
+	}
+	return fmt.Sprintf("source %s, target %s (%d nodes); backlog %d messages, %s",
+		rep.Source.Version, rep.Target.Version, len(rep.Nodes), rep.BacklogMessages, mib(rep.BacklogBytes)), nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func nodes(ctx context.Context, api *broker.API) ([]NodeHeadroom, error) {
+	var out []NodeHeadroom
+	if err := api.Get(ctx, "nodes", &out); err != nil {
+		return nil, fmt.Errorf("list %s nodes: %w", api.Endpoint().Name, err)
+	}
+	return out, nil
+}
+
+func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
+	var queues []struct {
+		Name     string `json:"name"`
+		Vhost    string `json:"vhost"`
+		Messages int    `json:"messages"`
+		Bytes    int64  `json:"message_bytes"`
+	}
+	if err := r.src.Get(ctx, "queues?columns=name,vhost,messages,message_bytes", &queues); err != nil {
+		return nil, fmt.Errorf("list source queues: %w", err)
+	}
+	// The HTTP counts lag (a quorum queue's by a 5s tick); a passive declare
+	// is current. Either can be low, so take the larger.
+	depths := broker.NewDepths(r.opts.Source)
+	defer depths.Close()
+	var out []QueueBacklog
+	for _, q := range queues {
+		if len(r.opts.Vhosts) > 0 && !slices.Contains(r.opts.Vhosts, q.Vhost) {
+			continue
+		}
+		ready, _, err := depths.Depth(ctx, q.Vhost, q.Name)
+		if err != nil && !errors.Is(err, broker.ErrNoQueue) {
+			return nil, err
+		}
+		if n := max(ready, q.Messages); n > 0 {
+			out = append(out, QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n, Bytes: q.Bytes})
+		}
+	}
+	return out, nil
+}
