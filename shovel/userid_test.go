@@ -3,8 +3,8 @@ package shovel_test
 import (
 	"context"
 	"errors"
-	"time"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
