@@ -44,6 +44,14 @@ func TestDefinitionsEqualThePlannedExport(t *testing.T) {
 	assert.Contains(t, find(t, r, "definitions binding").Detail, "2 binding(s) as planned")
 	assert.Empty(t, r.Differences)
 
+	// A migration hands over its plan's result instead of a source to
+	// export again: the same verdict, with no source at all.
+	withWant := o
+	withWant.Source, withWant.Want = nil, plan.Want()
+	r = run(t, withWant)
+	require.NoError(t, r.Err())
+	assert.Contains(t, find(t, r, "definitions queue").Detail, "2 queue(s) as planned")
+
 	// Without the migration's choices the plan would have changed the
 	// vhost's default queue type too, which the target does not have.
 	o.Plan = definitions.Options{}
@@ -72,6 +80,8 @@ func TestDefinitionsEqualThePlannedExport(t *testing.T) {
 		assert.Contains(t, err.Error(), c.Name)
 	}
 	assert.Len(t, r.Differences, 3)
+	r = run(t, withWant)
+	assert.Len(t, r.Differences, 3, "the plan's result finds the same differences")
 	assert.Equal(t, Pass, find(t, r, "definitions exchange").Status)
 }
 
