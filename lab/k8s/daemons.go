@@ -34,9 +34,7 @@ var daemons = []daemon{
 				"--listen-client-urls=http://127.0.0.1:2379", "--advertise-client-urls=http://127.0.0.1:2379",
 				"--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
 				"--initial-cluster=warren=http://127.0.0.1:2380", "--listen-metrics-urls=http://127.0.0.1:2381",
-				// A lab cluster: throughput over durability, less disk churn
-				// on a machine others share.
-				"--unsafe-no-fsync", "--quota-backend-bytes=2147483648",
+				"--quota-backend-bytes=2147483648",
 			}
 		},
 		ready: httpReady("http://127.0.0.1:2379/health", ""),
@@ -54,6 +52,8 @@ var daemons = []daemon{
 				"--kubelet-client-certificate=" + l.certFile("apiserver-kubelet-client"),
 				"--kubelet-client-key=" + l.keyFile("apiserver-kubelet-client"),
 				"--kubelet-certificate-authority=" + l.CAFile(),
+				// The node's name is not in any DNS this machine uses.
+				"--kubelet-preferred-address-types=InternalIP",
 				"--service-account-key-file=" + l.pki("sa.pub"),
 				"--service-account-signing-key-file=" + l.pki("sa.key"),
 				"--service-account-issuer=https://kubernetes.default.svc." + ClusterDomain,
@@ -193,6 +193,11 @@ func (l *Lab) writeConfigs() error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
+		// Only when changed: kube-proxy exits when its config file is
+		// written, even with the same content.
+		if old, err := os.ReadFile(p); err == nil && string(old) == content {
+			continue
+		}
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			return err
 		}
@@ -288,6 +293,7 @@ clusterDomain: %s
 clusterDNS:
 - %s
 resolvConf: ""
+podLogsDir: %s
 hairpinMode: hairpin-veth
 serializeImagePulls: false
 evictionHard:
@@ -298,7 +304,7 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 maxPods: 110
-`, l.containerdSock(), NodeIP, l.certFile("kubelet-serving"), l.keyFile("kubelet-serving"), l.CAFile(), ClusterDomain, NodeIP)
+`, l.containerdSock(), NodeIP, l.certFile("kubelet-serving"), l.keyFile("kubelet-serving"), l.CAFile(), ClusterDomain, NodeIP, l.path("run", "pod-logs"))
 }
 
 // kubeProxyConfig keeps kube-proxy from changing machine-wide settings

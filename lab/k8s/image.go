@@ -203,6 +203,7 @@ const rabbitEntrypoint = `#!/bin/sh
 set -e
 home=/var/lib/rabbitmq
 if [ -n "$RABBITMQ_ERLANG_COOKIE" ]; then
+	rm -f "$home/.erlang.cookie"
 	(umask 077 && printf '%s' "$RABBITMQ_ERLANG_COOKIE" > "$home/.erlang.cookie")
 	unset RABBITMQ_ERLANG_COOKIE
 fi
@@ -290,6 +291,10 @@ func (l *Lab) buildRabbitMQImage(ctx context.Context) error {
 			return err
 		}
 	}
+	// The package's postinst generated a cookie: every container of the
+	// image would share it, and it is read-only, so the entrypoint could
+	// not replace it. RabbitMQ makes one at first start when none is given.
+	_ = os.Remove(filepath.Join(root, "var/lib/rabbitmq/.erlang.cookie"))
 	for _, d := range []string{"var/lib/apt/lists", "var/cache/apt", "var/log/apt", "tmp"} {
 		_ = os.RemoveAll(filepath.Join(root, d))
 		_ = os.MkdirAll(filepath.Join(root, d), 0o755)
@@ -328,7 +333,8 @@ func mustRead(path string) string {
 	return string(data)
 }
 
-// importImages loads the lab's images into containerd unless it has them.
+// importImages loads the lab's images into containerd unless it has them
+// from the same archive (an image rebuilt since is imported again).
 func (l *Lab) importImages(ctx context.Context) error {
 	out, err := l.ctr(ctx, "images", "ls", "-q")
 	if err != nil {
@@ -338,8 +344,18 @@ func (l *Lab) importImages(ctx context.Context) error {
 	for _, name := range strings.Fields(string(out)) {
 		have[name] = true
 	}
+	marks := l.path("containerd", "warren-imported.json")
+	imported := map[string]string{}
+	if data, err := os.ReadFile(marks); err == nil {
+		_ = json.Unmarshal(data, &imported)
+	}
 	for _, image := range []string{PauseImage, RabbitMQImage} {
-		if have[image] {
+		st, err := os.Stat(l.imageArchive(image))
+		if err != nil {
+			return fmt.Errorf("image %s is not built (run `warren lab k8s build`): %w", image, err)
+		}
+		stamp := fmt.Sprintf("%d-%d", st.Size(), st.ModTime().UnixNano())
+		if have[image] && imported[image] == stamp {
 			continue
 		}
 		start := time.Now()
@@ -347,6 +363,11 @@ func (l *Lab) importImages(ctx context.Context) error {
 			return fmt.Errorf("import %s: %w", image, err)
 		}
 		slog.Info("imported image", "image", image, "took", time.Since(start).Round(100*time.Millisecond))
+		imported[image] = stamp
+		data, _ := json.Marshal(imported)
+		if err := os.WriteFile(marks, data, 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }

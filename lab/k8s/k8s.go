@@ -120,13 +120,15 @@ func APIServer() string { return fmt.Sprintf("https://%s:%d", NodeIP, APIPort) }
 // source container's endpoints as seen from this machine and from pods.
 func (l *Lab) Env() map[string]string {
 	return map[string]string{
-		"KUBECONFIG":                 l.Kubeconfig(),
-		"WARREN_K8S_IMAGE":           RabbitMQImage,
-		"WARREN_K8S_STORAGE_CLASS":   StorageClass,
-		"WARREN_K8S_NODE_IP":         NodeIP,
-		"WARREN_SOURCE_URL":          fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", SourceUser, SourcePassword, SourceAMQPPort),
-		"WARREN_SOURCE_API":          fmt.Sprintf("http://127.0.0.1:%d", SourceAPIPort),
-		"WARREN_K8S_SOURCE_POD_URL":  fmt.Sprintf("amqp://%s:%s@%s:%d/", SourceUser, SourcePassword, NodeIP, SourceAMQPPort),
+		"KUBECONFIG":               l.Kubeconfig(),
+		"WARREN_K8S_IMAGE":         RabbitMQImage,
+		"WARREN_K8S_STORAGE_CLASS": StorageClass,
+		"WARREN_K8S_NODE_IP":       NodeIP,
+		"WARREN_SOURCE_URL":        fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", SourceUser, SourcePassword, SourceAMQPPort),
+		"WARREN_SOURCE_API":        fmt.Sprintf("http://127.0.0.1:%d", SourceAPIPort),
+		// The vhost is spelled out: to RabbitMQ's Erlang client (shovels,
+		// federation) a bare trailing "/" means the empty vhost, not "/".
+		"WARREN_K8S_SOURCE_POD_URL":  fmt.Sprintf("amqp://%s:%s@%s:%d/%%2F", SourceUser, SourcePassword, NodeIP, SourceAMQPPort),
 		"WARREN_K8S_SOURCE_POD_HOST": NodeIP,
 	}
 }

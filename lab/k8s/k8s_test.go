@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -27,7 +28,7 @@ import (
 // start a Kubernetes node and containers on this machine, and need root.
 // They run only when asked with WARREN_E2E=1 (scripts/e2e.sh does); then
 // they fail, never skip, when the lab cannot come up.
-func lab(t *testing.T) (*k8s.Lab, context.Context) {
+func lab(t *testing.T) (*k8s.Lab, context.Context, func()) {
 	t.Helper()
 	if os.Getenv("WARREN_E2E") != "1" {
 		t.Skip("the Kubernetes lab tests run with WARREN_E2E=1 (see scripts/e2e.sh)")
@@ -38,16 +39,22 @@ func lab(t *testing.T) (*k8s.Lab, context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	t.Cleanup(cancel)
-	// Registered first so it runs last: after any failure has been
-	// recorded, and after the test's own cleanups.
-	t.Cleanup(func() {
-		if t.Failed() {
+	// collect saves the logs once, if the test failed. A test calls it
+	// before cleanups that delete what the logs are about; registered
+	// here it also runs last, after every other cleanup.
+	var once sync.Once
+	collect := func() {
+		if !t.Failed() {
+			return
+		}
+		once.Do(func() {
 			dir := l.CollectFailure(context.Background(), t.Name())
 			t.Logf("failure logs (daemon logs, pod logs, events): %s", dir)
 			fmt.Fprintf(os.Stderr, "\n=== %s failed: daemon logs, pod logs and events are in %s\n", t.Name(), dir)
-		}
-	})
-	return l, ctx
+		})
+	}
+	t.Cleanup(collect)
+	return l, ctx, collect
 }
 
 func up(t *testing.T, ctx context.Context, l *k8s.Lab) {
@@ -64,7 +71,7 @@ func up(t *testing.T, ctx context.Context, l *k8s.Lab) {
 // kube-proxy, kubelet or CNI, no bridge, no mount under the lab, and the
 // sysctls as they were before the lab first started.
 func TestDownLeavesMachineClean(t *testing.T) {
-	l, ctx := lab(t)
+	l, ctx, _ := lab(t)
 	up(t, ctx, l)
 	if err := l.SourceUp(ctx); err != nil {
 		t.Fatalf("source up: %v", err)
@@ -190,7 +197,7 @@ type rabbitNode struct {
 // container accepts AMQP on 5672; and a shovel in the pods drains a
 // backlog from the source container, as `warren migrate` will.
 func TestRabbitMQClusterOnLab(t *testing.T) {
-	l, ctx := lab(t)
+	l, ctx, collect := lab(t)
 	up(t, ctx, l)
 
 	ns := "warren-lab-test-" + randomHex(3)
@@ -200,6 +207,7 @@ func TestRabbitMQClusterOnLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		collect()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if _, err := l.Kubectl(ctx, nil, "delete", "namespace", ns, "--wait=true"); err != nil {
@@ -314,7 +322,7 @@ func TestRabbitMQClusterOnLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := broker.ParseEndpoint("service", fmt.Sprintf("amqp://admin:admin@%s:5672/", svcIP), "", broker.TLSOptions{})
+	svc, err := broker.ParseEndpoint("service", fmt.Sprintf("amqp://admin:admin@%s:5672/", svcIP), fmt.Sprintf("http://%s:15672", svcIP), broker.TLSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +331,19 @@ func TestRabbitMQClusterOnLab(t *testing.T) {
 		t.Fatalf("AMQP through Service %s: %v", svcIP, err)
 	}
 	conn.Close()
+	sapi, err := svc.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var overview struct {
+		ClusterName string `json:"cluster_name"`
+	}
+	if err := sapi.Get(ctx, "overview", &overview); err != nil {
+		t.Fatalf("HTTP API through Service %s: %v", svcIP, err)
+	}
+	if overview.ClusterName != "warren-lab-test" {
+		t.Errorf("Service %s answers for cluster %q, want warren-lab-test", svcIP, overview.ClusterName)
+	}
 
 	// The source container, like the team's Docker broker.
 	if err := l.SourceUp(ctx); err != nil {

@@ -237,7 +237,7 @@ func (l *Lab) Down(ctx context.Context) error {
 	if left := mountsUnder(l.Dir); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("still mounted under %s: %v", l.Dir, left))
 	} else {
-		for _, d := range []string{"etcd", "kubelet", "volumes", "cni", "containerd", "source", "pids"} {
+		for _, d := range []string{"etcd", "kubelet", "volumes", "cni", "containerd", "source", "pids", "pod-logs"} {
 			if err := os.RemoveAll(l.path("run", d)); err != nil {
 				errs = append(errs, err)
 			}
