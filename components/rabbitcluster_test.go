@@ -1,6 +1,7 @@
 package components
 
 import (
+	"strings"
 	"sync"
 	"testing"
 
@@ -131,4 +132,29 @@ func TestDevAndProdStacks(t *testing.T) {
 	devConf := confLines(t, strMap(t, dev.find(t, tConfigMap, "rabbitmq-server-conf"), "data")[confKey])
 	assert.NotContains(t, devConf, "listeners.ssl.default")
 	assert.Contains(t, dev.ofType(tNamespace), "rabbitmq-namespace")
+}
+
+// Rendering goes through an explicit provider that writes YAML; every
+// Kubernetes object uses it, so nothing reaches a cluster.
+func TestRenderProgramUsesRenderProvider(t *testing.T) {
+	cfg, keys := withSecrets(nil)
+	m, err := runProgram(t, NewProgram(Options{RenderDir: "/tmp/out"}), cfg, keys, false)
+	require.NoError(t, err)
+	p := m.find(t, "pulumi:providers:kubernetes", "render")
+	assert.Equal(t, "/tmp/out", str(t, p, "renderYamlToDirectory"))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k8sObjects := 0
+	for _, r := range m.resources {
+		if strings.HasPrefix(r.TypeToken, "kubernetes:") {
+			k8sObjects++
+			assert.Contains(t, r.Provider, "pulumi:providers:kubernetes::render", r.Name)
+		}
+	}
+	assert.Equal(t, 10, k8sObjects)
+
+	// Program itself uses the ambient (default) provider.
+	m, err = runProgram(t, Program, cfg, keys, false)
+	require.NoError(t, err)
+	assert.Empty(t, m.ofType("pulumi:providers:kubernetes"))
 }

@@ -288,3 +288,20 @@ func keys(m map[string]manifest) []string {
 	}
 	return k
 }
+
+// init --tls turns TLS on in the stack file and generates the CA and the
+// server certificate; a second run keeps them.
+func TestInitTLSFlag(t *testing.T) {
+	requireToolchain(t)
+	dir, flags := stackProject(t)
+	r := runInit(t, append([]string{"--stack", "dev", "--tls"}, flags...)...)
+	assert.Equal(t, []string{"warren:adminPassword", "warren:erlangCookie", "warren:tlsCaCert", "warren:tlsCaKey", "warren:tlsCert", "warren:tlsKey"}, r.Generated)
+	settings, err := os.ReadFile(filepath.Join(dir, "Pulumi.dev.yaml"))
+	require.NoError(t, err)
+	assert.Regexp(t, `warren:tlsEnabled: "?true"?`, string(settings))
+	assert.NotContains(t, string(settings), "BEGIN", "certificates and keys are stored encrypted")
+
+	r = runInit(t, append([]string{"--stack", "dev"}, flags...)...)
+	assert.Empty(t, r.Generated)
+	assert.Len(t, r.Kept, 6)
+}
