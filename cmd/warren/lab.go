@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/lab"
+	"github.com/warrenmq/warren/lab/fixture"
 )
 
 func newLabCmd(g *globals) *cobra.Command {
@@ -65,6 +67,7 @@ WARREN_LAB_TARGET_AMQP_PORT (5701, then 5702, 5703), WARREN_LAB_TARGET_API_PORT
 				return printLabStatus(cmd, g, l)
 			},
 		},
+		newLabSeedCmd(g),
 		&cobra.Command{
 			Use:   "env",
 			Short: "Print the WARREN_* variables that point warren at the lab (eval \"$(warren lab env)\")",
@@ -122,4 +125,64 @@ func printLabStatus(cmd *cobra.Command, g *globals, l *lab.Lab) error {
 		return fmt.Errorf("lab not healthy: %s (run `warren lab up`)", strings.Join(bad, ", "))
 	}
 	return nil
+}
+
+func newLabSeedCmd(g *globals) *cobra.Command {
+	var (
+		prefix   string
+		perQueue int
+	)
+	cmd := &cobra.Command{
+		Use:   "seed",
+		Short: "Give the lab's source a sample topology and a backlog of messages to migrate",
+		Long: `seed builds the fixture topology (two vhosts with every exchange type,
+bindings, dead-lettering, TTLs, priority and lazy queues, policies, users,
+permissions, limits, a federation upstream) on the lab's source broker and
+publishes --messages messages with varied properties into every queue.
+Whatever an earlier seed with the same --prefix left on either side is
+removed first, so every run starts a migration afresh.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Default()
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			ctx := cmd.Context()
+			src, err := l.SourceEndpoint().NewAPI()
+			if err != nil {
+				return err
+			}
+			dst, err := l.TargetEndpoint().NewAPI()
+			if err != nil {
+				return err
+			}
+			for _, api := range []*broker.API{src, dst} {
+				if err := fixture.Remove(ctx, api, prefix); err != nil {
+					return withCode(exitPreflight, fmt.Errorf("remove an earlier seed (is the lab up? warren lab up): %w", err))
+				}
+			}
+			topo, err := fixture.Apply(ctx, src, prefix)
+			if err != nil {
+				return withCode(exitPreflight, err)
+			}
+			backlog, err := topo.PublishBacklog(ctx, l.SourceEndpoint(), perQueue)
+			if err != nil {
+				return withCode(exitPreflight, err)
+			}
+			counts := backlog.Count()
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"vhosts": topo.Vhosts, "queues": counts})
+			}
+			total := 0
+			for _, n := range counts {
+				total += n
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "seeded vhosts %s: %d queues, %d exchanges, %d bindings, %d users; %d messages queued\n",
+				strings.Join(topo.Vhosts, ", "), len(topo.Queues), topo.Exchanges, topo.Bindings, len(topo.Users), total)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "prefix", "demo", "prefix of the fixture's vhosts and users")
+	cmd.Flags().IntVar(&perQueue, "messages", 100, "messages per queue")
+	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -96,22 +97,28 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 			if err := writeJSON(out, report); err != nil {
 				return err
 			}
-		} else {
-			tw := table(out)
-			fmt.Fprintln(tw, "STATUS\tCHECK\tTIME\tDETAIL")
-			for _, c := range report.Checks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(string(c.Status)), c.Name, c.Duration.Round(100*time.Microsecond), c.Detail)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "\n%d checks: %d passed, %d failed, %d skipped", len(report.Checks), report.Passed, report.Failed, report.Skipped)
-			if report.Latency != nil {
-				fmt.Fprintf(out, "; round trips %s", report.Latency)
-			}
-			fmt.Fprintln(out)
+		} else if err := printVerifyReport(out, report); err != nil {
+			return err
 		}
 		return withCode(exitVerification, report.Err())
 	}
 	return cmd
+}
+
+// printVerifyReport prints a verification report as a table.
+func printVerifyReport(out io.Writer, report *verify.Report) error {
+	tw := table(out)
+	fmt.Fprintln(tw, "STATUS\tCHECK\tTIME\tDETAIL")
+	for _, c := range report.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(string(c.Status)), c.Name, c.Duration.Round(100*time.Microsecond), c.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%d checks: %d passed, %d failed, %d skipped", len(report.Checks), report.Passed, report.Failed, report.Skipped)
+	if report.Latency != nil {
+		fmt.Fprintf(out, "; round trips %s", report.Latency)
+	}
+	fmt.Fprintln(out)
+	return nil
 }
