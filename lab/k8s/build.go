@@ -112,6 +112,15 @@ func (l *Lab) buildSteps() []buildStep {
 // half-written binary or image behind. Steps run one at a time: the
 // machine is small and shared.
 func (l *Lab) Build(ctx context.Context, force bool, only ...string) error {
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.build(ctx, force, only...)
+}
+
+func (l *Lab) build(ctx context.Context, force bool, only ...string) error {
 	want := map[string]bool{}
 	for _, name := range only {
 		if !slices.Contains(BuildSteps, name) {

@@ -164,3 +164,31 @@ func processesWith(exe, marker string) []int {
 	}
 	return pids
 }
+
+// lock serialises the lab's state changes (build, up, down, source) across
+// processes: engineers and test binaries share one lab on a machine, and
+// two concurrent Ups would each start the daemons. Status and Kubectl do
+// not lock; they only read.
+func (l *Lab) lock(ctx context.Context) (func(), error) {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(l.path(".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for waited := false; ; waited = true {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !waited {
+			slog.Info("waiting for another warren process using the Kubernetes lab", "lock", f.Name())
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("wait for the Kubernetes lab lock %s: %w", f.Name(), ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -68,6 +68,15 @@ func (l *Lab) SourceEndpoint() broker.Endpoint {
 // SourceUp starts the source container unless it runs, and waits until
 // its API answers as the source node. The lab must be up.
 func (l *Lab) SourceUp(ctx context.Context) error {
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.sourceUp(ctx)
+}
+
+func (l *Lab) sourceUp(ctx context.Context) error {
 	if _, err := l.ctr(ctx, "version"); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotRunning, err)
 	}
@@ -183,6 +192,15 @@ func (l *Lab) waitSource(ctx context.Context, timeout time.Duration) error {
 
 // SourceDown stops and removes the source container, if any.
 func (l *Lab) SourceDown(ctx context.Context) error {
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.sourceDown(ctx)
+}
+
+func (l *Lab) sourceDown(ctx context.Context) error {
 	if _, err := l.ctr(ctx, "version"); err != nil {
 		return nil // containerd is down: so is the container
 	}

@@ -92,10 +92,19 @@ const readyTimeout = 3 * time.Minute
 // to be Ready and applies the lab's cluster add-ons (StorageClass and its
 // volumes). On a running lab it only checks, in about a second.
 func (l *Lab) Up(ctx context.Context) error {
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.up(ctx)
+}
+
+func (l *Lab) up(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return errors.New("the Kubernetes lab runs containers and changes the network: run it as root")
 	}
-	if err := l.Build(ctx, false); err != nil {
+	if err := l.build(ctx, false); err != nil {
 		return err
 	}
 	if err := l.writePKI(); err != nil {
@@ -186,6 +195,15 @@ func (l *Lab) Apply(ctx context.Context, manifests string) error {
 // sysctls restored, and the cluster's state wiped so the next Up starts a
 // fresh cluster. Built binaries, images and certificates stay cached.
 func (l *Lab) Down(ctx context.Context) error {
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.down(ctx)
+}
+
+func (l *Lab) down(ctx context.Context) error {
 	var errs []error
 	byName := map[string]daemon{}
 	for _, d := range daemons {
@@ -196,7 +214,7 @@ func (l *Lab) Down(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if l.pidOf(byName["containerd"]) != 0 {
-		if err := l.SourceDown(ctx); err != nil {
+		if err := l.sourceDown(ctx); err != nil {
 			errs = append(errs, err)
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -209,7 +227,7 @@ func (l *Lab) Down(ctx context.Context) error {
 		if daemons[i].name == "kubelet" {
 			continue
 		}
-		if err := l.stop(ctx, daemons[i], 30*time.Second); err != nil {
+		if err := l.stop(ctx, daemons[i], 10*time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
