@@ -194,7 +194,7 @@ of version control and delete it when done.`,
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringVar(&dir, "dir", "rendered", "directory to write the manifests into")
+	cmd.Flags().StringVar(&dir, "dir", "", "directory to write the manifests into (required; Secrets land there in plain text)")
 	return cmd
 }
 

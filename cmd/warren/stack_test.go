@@ -305,3 +305,11 @@ func TestInitTLSFlag(t *testing.T) {
 	assert.Empty(t, r.Generated)
 	assert.Len(t, r.Kept, 6)
 }
+
+// render writes plain-text Secrets, so where is never guessed.
+func TestRenderNeedsDir(t *testing.T) {
+	_, flags := stackProject(t)
+	code, _, stderr := warren(t, append([]string{"render", "--stack", "dev"}, flags...)...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--dir is required")
+}
