@@ -1,14 +1,10 @@
 package migrate
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/internal/jsonfile"
 )
 
 // snapshot is what a migration remembers between runs: the source's
@@ -27,16 +23,13 @@ func loadSnapshot(path string) (*snapshot, error) {
 	if path == "" {
 		return nil, nil
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	s := &snapshot{}
+	found, err := jsonfile.Read(path, s)
 	if err != nil {
 		return nil, fmt.Errorf("read migration state: %w", err)
 	}
-	s := &snapshot{}
-	if err := json.Unmarshal(data, s); err != nil {
-		return nil, fmt.Errorf("migration state %s is corrupt (%w); move it away to start afresh", path, err)
+	if !found {
+		return nil, nil
 	}
 	return s, nil
 }
@@ -45,18 +38,10 @@ func saveSnapshot(path string, s *snapshot) error {
 	if path == "" {
 		return nil
 	}
-	data, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := jsonfile.Write(path, s); err != nil {
 		return fmt.Errorf("write migration state: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil { // holds password hashes
-		return fmt.Errorf("write migration state: %w", err)
-	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // union returns now plus every object of earlier that now lacks.

@@ -1,13 +1,10 @@
 package shovel
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sync"
+
+	"github.com/warrenmq/warren/internal/jsonfile"
 )
 
 // State is what warren remembers between runs of a drain, so that a run
@@ -28,15 +25,8 @@ func OpenState(path string) (*State, error) {
 	if path == "" {
 		return s, nil
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
+	if _, err := jsonfile.Read(path, s); err != nil {
 		return nil, fmt.Errorf("read drain state: %w", err)
-	}
-	if err := json.Unmarshal(data, s); err != nil {
-		return nil, fmt.Errorf("drain state %s is corrupt (%w); move it away to start afresh", path, err)
 	}
 	if s.Queues == nil {
 		s.Queues = map[string]*QueueResult{}
@@ -63,16 +53,8 @@ func (s *State) Put(r QueueResult) error {
 	if s.path == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+	if err := jsonfile.Write(s.path, s); err != nil {
 		return fmt.Errorf("write drain state: %w", err)
 	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write drain state: %w", err)
-	}
-	return os.Rename(tmp, s.path)
+	return nil
 }
