@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -112,8 +113,12 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		room := n.DiskFree - n.DiskFreeLimit
 		need := diskFactor * rep.BacklogBytes
 		add("disk headroom", room >= need, "target node %s: %s free above its limit, the backlog needs %s", n.Name, mib(room), mib(need))
+		// Quorum queues keep message bodies on disk, so memory is a warning:
+		// a node near its watermark blocks publishers, shovels included,
+		// and the drain then stalls rather than loses anything.
 		if mem := n.MemLimit - n.MemUsed; mem < rep.BacklogBytes {
-			add("memory headroom", false, "target node %s: %s below its memory watermark, the backlog is %s", n.Name, mib(mem), mib(rep.BacklogBytes))
+			add("memory headroom", true, "warning: target node %s: %s below its memory watermark, the backlog is %s; the drain may be throttled", n.Name, mib(mem), mib(rep.BacklogBytes))
+			slog.Warn("little memory headroom on a target node", "node", n.Name, "headroom", mib(mem), "backlog", mib(rep.BacklogBytes))
 		}
 	}
 

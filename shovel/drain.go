@@ -86,6 +86,22 @@ func (o *Options) defaults() error {
 // ackGrace is how long a drained queue waits for the shovel's last acks.
 const ackGrace = time.Second
 
+// expected is what the work should move, for progress: a resumed queue's
+// recorded depth, otherwise its current one.
+func (d *drainer) expected(ctx context.Context, work []workItem) int {
+	n := 0
+	for _, w := range work {
+		if r, ok := d.state.Get(w.vhost, w.name); ok && r.Status == StatusPending {
+			n += r.SourceBefore
+			continue
+		}
+		if ready, _, err := d.src.Depth(ctx, w.vhost, w.name); err == nil {
+			n += ready
+		}
+	}
+	return n
+}
+
 // ErrLiveClients is returned when clients other than warren are attached to
 // the source and AllowLive is off.
 var ErrLiveClients = errors.New("clients are still attached to the source")
@@ -138,6 +154,7 @@ func Drain(ctx context.Context, opts Options) (*Report, error) {
 		return report, nil
 	}
 	slog.Info("draining", "queues", len(work), "side", opts.Side, "parallel", opts.Parallel)
+	opts.Progress.Expect(d.expected(ctx, work))
 
 	results := make([]QueueResult, len(work))
 	sem := make(chan struct{}, opts.Parallel)

@@ -14,6 +14,9 @@ import (
 // Progress receives a drain's progress. Implementations must be safe for
 // concurrent use: queues drain in parallel.
 type Progress interface {
+	// Expect is called once, before any queue starts, with the number of
+	// messages the drain expects to move.
+	Expect(messages int)
 	// Queue starts tracking a queue that has total messages to move.
 	Queue(vhost, queue string, total int) QueueProgress
 	// Close is called once every queue is done.
@@ -29,8 +32,14 @@ type QueueProgress interface {
 // NoProgress reports nothing.
 type NoProgress struct{}
 
+// Expect does nothing.
+func (NoProgress) Expect(int) {}
+
+// Queue returns a tracker that does nothing.
 func (NoProgress) Queue(string, string, int) QueueProgress { return noQueue{} }
-func (NoProgress) Close()                                  {}
+
+// Close does nothing.
+func (NoProgress) Close() {}
 
 type noQueue struct{}
 
@@ -39,54 +48,92 @@ func (noQueue) Done(QueueResult) {}
 
 // Bars draws a bar per queue and one for the total, with messages moved,
 // rate and ETA, for a terminal. mpb redraws in place and handles bars that
-// come and go while others run.
+// come and go while others run. Nothing is drawn until the drain starts.
+// Bars is also an io.Writer: log lines written through it while bars are
+// drawn appear above them instead of tearing them.
 type Bars struct {
-	p     *mpb.Progress
-	total *mpb.Bar
-	mu    sync.Mutex
-	sum   map[*mpb.Bar]int
-	all   int64 // messages to move over every queue tracked so far
+	w        io.Writer
+	mu       sync.Mutex
+	p        *mpb.Progress
+	total    *mpb.Bar
+	expected int64
+	sum      map[*mpb.Bar]int
 }
 
 // NewBars draws on w, which should be a terminal.
-func NewBars(w io.Writer) *Bars {
-	p := mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithWidth(40))
-	total := p.AddBar(0, mpb.BarPriority(1<<30),
-		mpb.PrependDecorators(decor.Name("total", decor.WCSyncWidthR)),
-		mpb.AppendDecorators(
-			decor.CountersNoUnit(" %d / %d msgs"),
-			decor.EwmaSpeed(nil, " %.0f msg/s", 30),
-			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30), " done"),
-		))
-	return &Bars{p: p, total: total, sum: map[*mpb.Bar]int{}}
+func NewBars(w io.Writer) *Bars { return &Bars{w: w, sum: map[*mpb.Bar]int{}} }
+
+// counters decorates a bar with its counts, rate and ETA. (One option
+// only: a second AppendDecorators replaces the first.)
+func counters(format string) mpb.BarOption {
+	return mpb.AppendDecorators(
+		decor.CountersNoUnit(format),
+		decor.EwmaSpeed(nil, " %.0f msg/s", 30),
+		decor.OnComplete(decor.Name(" ETA "), " done"),
+		decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30), ""),
+	)
 }
 
+// start creates the bars on first use; b.mu must be held.
+func (b *Bars) start() {
+	if b.p != nil {
+		return
+	}
+	b.p = mpb.New(mpb.WithOutput(b.w), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithWidth(40))
+	b.total = b.p.AddBar(b.expected, mpb.BarPriority(1<<30),
+		mpb.PrependDecorators(decor.Name("total", decor.WCSyncWidthR)),
+		counters(" %d / %d msgs"))
+}
+
+// Expect sets the total bar's size.
+func (b *Bars) Expect(messages int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expected = int64(messages)
+	b.start()
+	b.total.SetTotal(b.expected, false)
+}
+
+// Queue adds a bar for one queue.
 func (b *Bars) Queue(vhost, queue string, total int) QueueProgress {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.all += int64(total)
-	b.total.SetTotal(b.all, false)
+	b.start()
 	bar := b.p.AddBar(int64(total),
 		mpb.PrependDecorators(decor.Name(vhost+"/"+queue, decor.WCSyncWidthR)),
-		mpb.AppendDecorators(
-			decor.CountersNoUnit(" %d / %d"),
-			decor.EwmaSpeed(nil, " %.0f msg/s", 30),
-			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30), " done"),
-		))
+		counters(" %d / %d"))
 	b.sum[bar] = 0
-	return &barQueue{b: b, bar: bar, started: time.Now(), last: time.Now()}
+	return &barQueue{b: b, bar: bar, last: time.Now()}
 }
 
+// Write prints p above the bars while they are drawn, else straight to w.
+func (b *Bars) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	prog := b.p
+	b.mu.Unlock()
+	if prog != nil {
+		return prog.Write(p)
+	}
+	return b.w.Write(p)
+}
+
+// Close completes the total bar and waits for the last redraw.
 func (b *Bars) Close() {
-	b.total.SetTotal(-1, true)
-	b.p.Wait()
+	b.mu.Lock()
+	prog, total := b.p, b.total
+	b.p, b.total = nil, nil
+	b.mu.Unlock()
+	if prog == nil {
+		return
+	}
+	total.SetTotal(-1, true)
+	prog.Wait()
 }
 
 type barQueue struct {
-	b       *Bars
-	bar     *mpb.Bar
-	started time.Time
-	last    time.Time
+	b    *Bars
+	bar  *mpb.Bar
+	last time.Time
 }
 
 func (q *barQueue) Set(moved int) {
@@ -94,10 +141,13 @@ func (q *barQueue) Set(moved int) {
 	q.b.mu.Lock()
 	delta := moved - q.b.sum[q.bar]
 	q.b.sum[q.bar] = moved
+	total := q.b.total
 	q.b.mu.Unlock()
 	if delta != 0 {
 		q.bar.EwmaSetCurrent(int64(moved), now.Sub(q.last))
-		q.b.total.EwmaIncrBy(delta, now.Sub(q.last))
+		if total != nil {
+			total.EwmaIncrBy(delta, now.Sub(q.last))
+		}
 	}
 	q.last = now
 }
@@ -118,6 +168,7 @@ type LogProgress struct {
 	Interval time.Duration
 }
 
+// Queue logs the queue's start and returns its tracker.
 func (l LogProgress) Queue(vhost, queue string, total int) QueueProgress {
 	logger := l.Logger
 	if logger == nil {
@@ -131,6 +182,16 @@ func (l LogProgress) Queue(vhost, queue string, total int) QueueProgress {
 	return &logQueue{log: logger, every: iv, vhost: vhost, queue: queue, total: total, start: time.Now(), next: time.Now().Add(iv)}
 }
 
+// Expect logs the drain's size.
+func (l LogProgress) Expect(messages int) {
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger.Info("drain expects", "messages", messages)
+}
+
+// Close does nothing.
 func (LogProgress) Close() {}
 
 type logQueue struct {

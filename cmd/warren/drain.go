@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -73,20 +75,23 @@ func (f *drainFlags) options(src, dst broker.Endpoint, stderr io.Writer) (shovel
 	if err != nil {
 		return shovel.Options{}, withCode(exitUsage, err)
 	}
+	mode := f.progress
+	if mode == "auto" {
+		mode = "log"
+		if fd, ok := stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+			mode = "bars"
+		}
+	}
 	var progress shovel.Progress
-	switch f.progress {
+	switch mode {
 	case "bars":
-		progress = shovel.NewBars(stderr)
+		bars := shovel.NewBars(stderr)
+		logThrough(bars) // log lines print above the bars, not through them
+		progress = bars
 	case "log":
 		progress = shovel.LogProgress{}
 	case "none":
 		progress = shovel.NoProgress{}
-	case "auto":
-		if fd, ok := stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
-			progress = shovel.NewBars(stderr)
-		} else {
-			progress = shovel.LogProgress{}
-		}
 	default:
 		return shovel.Options{}, withCode(exitUsage, fmt.Errorf("--progress %q: want auto, bars, log or none", f.progress))
 	}
@@ -188,4 +193,13 @@ func printDrainReport(w io.Writer, g *globals, r *shovel.Report) error {
 		fmt.Fprintln(w, "skipped:", s)
 	}
 	return nil
+}
+
+// logThrough sends warren's log lines to w, at the level already chosen.
+func logThrough(w io.Writer) {
+	level := slog.LevelInfo
+	if slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
 }
