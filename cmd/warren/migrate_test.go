@@ -53,4 +53,3 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	assert.Equal(t, total, sum.Drain.Messages, "every backlog message moved")
 }
-
