@@ -192,3 +192,29 @@ func (l *Lab) lock(ctx context.Context) (func(), error) {
 		}
 	}
 }
+
+// strays are processes of a daemon that its pid file does not name: the
+// daemon's binary with the lab directory on its command line, left by a
+// crash or by two processes racing on a lab without the lock. A stray
+// kubelet, say, holds the kubelet's ports and reports to a cluster that no
+// longer exists; Up and Down end them.
+func (l *Lab) strays(d daemon) []int {
+	own := l.pidOf(d)
+	var out []int
+	for _, pid := range processesWith(d.exe(l), l.Dir+"/") {
+		if pid != own {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func (l *Lab) killStrays(ctx context.Context, d daemon) error {
+	for _, pid := range l.strays(d) {
+		slog.Warn("ending a stray lab daemon", "daemon", d.name, "pid", pid)
+		if err := terminate(ctx, pid, d.exe(l), 10*time.Second); err != nil {
+			return fmt.Errorf("end stray %s %d: %w", d.name, pid, err)
+		}
+	}
+	return nil
+}

@@ -120,6 +120,9 @@ func (l *Lab) up(ctx context.Context) error {
 		return fmt.Errorf("prepare this machine for the lab: %w", err)
 	}
 	for _, d := range daemons {
+		if err := l.killStrays(ctx, d); err != nil {
+			return err
+		}
 		if l.pidOf(d) == 0 {
 			start := time.Now()
 			if err := l.start(d); err != nil {
@@ -228,6 +231,11 @@ func (l *Lab) down(ctx context.Context) error {
 			continue
 		}
 		if err := l.stop(ctx, daemons[i], 10*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range daemons {
+		if err := l.killStrays(ctx, d); err != nil {
 			errs = append(errs, err)
 		}
 	}
