@@ -172,17 +172,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-type podList struct {
-	Items []struct {
-		Metadata struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
-		Status struct {
-			PodIP string `json:"podIP"`
-		} `json:"status"`
-	} `json:"items"`
-}
-
 type rabbitNode struct {
 	Name    string `json:"name"`
 	Running bool   `json:"running"`
@@ -225,68 +214,21 @@ func TestRabbitMQClusterOnLab(t *testing.T) {
 	}
 	t.Logf("3 RabbitMQ pods ready in %s", time.Since(start).Round(100*time.Millisecond))
 
-	out, err := l.Kubectl(ctx, nil, "-n", ns, "get", "pods", "-l", "app=rabbit", "-o", "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pods podList
-	if err := json.Unmarshal(out, &pods); err != nil {
-		t.Fatal(err)
-	}
-	if len(pods.Items) != 3 {
-		t.Fatalf("want 3 pods, got %d", len(pods.Items))
-	}
-	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Metadata.Name < pods.Items[j].Metadata.Name })
-	var want []string
-	var urls []string
-	for _, p := range pods.Items {
-		want = append(want, fmt.Sprintf("rabbit@%s.rabbit-nodes.%s.svc.%s", p.Metadata.Name, ns, k8s.ClusterDomain))
-		urls = append(urls, fmt.Sprintf("amqp://admin:admin@%s:5672/", p.Status.PodIP))
-	}
-	sort.Strings(want)
-
-	// Every pod must see the same three running members: one cluster,
-	// not three single nodes or a pair and a loner.
+	pods := rabbitPods(t, ctx, l, ns)
 	clusterStart := time.Now()
-	for _, p := range pods.Items {
-		ep, err := broker.ParseEndpoint(p.Metadata.Name, fmt.Sprintf("amqp://admin:admin@%s:5672/", p.Status.PodIP), fmt.Sprintf("http://%s:15672", p.Status.PodIP), broker.TLSOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		api, err := ep.NewAPI()
-		if err != nil {
-			t.Fatal(err)
-		}
-		brokerEventually(t, 3*time.Minute, func() error {
-			var nodes []rabbitNode
-			if err := api.Get(ctx, "nodes", &nodes); err != nil {
-				return err
-			}
-			var running []string
-			for _, n := range nodes {
-				if n.Running {
-					running = append(running, n.Name)
-				}
-			}
-			sort.Strings(running)
-			if !slices.Equal(running, want) {
-				return fmt.Errorf("%s sees running nodes %v, want %v", p.Metadata.Name, running, want)
-			}
-			return nil
-		})
-	}
+	urls := oneCluster(t, ctx, ns, pods)
 	t.Logf("one 3-node cluster seen by every pod %s after the pods were ready", time.Since(clusterStart).Round(100*time.Millisecond))
 
 	// AMQP from this machine to each pod: a quorum queue declared on the
 	// first node, a message published on the second, read on the third.
-	cluster, err := broker.ParseEndpoint("lab-cluster", strings.Join(urls, ","), fmt.Sprintf("http://%s:15672", pods.Items[0].Status.PodIP), broker.TLSOptions{})
+	cluster, err := broker.ParseEndpoint("lab-cluster", strings.Join(urls, ","), fmt.Sprintf("http://%s:15672", pods[0].Status.PodIP), broker.TLSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	chOn := func(i int) *amqp.Channel {
 		conn, err := cluster.DialNode(ctx, i, "/")
 		if err != nil {
-			t.Fatalf("AMQP to pod %s: %v", pods.Items[i].Metadata.Name, err)
+			t.Fatalf("AMQP to pod %s: %v", pods[i].Metadata.Name, err)
 		}
 		t.Cleanup(func() { conn.Close() })
 		ch, err := conn.Channel()
@@ -309,7 +251,7 @@ func TestRabbitMQClusterOnLab(t *testing.T) {
 		case err != nil:
 			return err
 		case !ok:
-			return fmt.Errorf("queue lab-test is empty on %s", pods.Items[2].Metadata.Name)
+			return fmt.Errorf("queue lab-test is empty on %s", pods[2].Metadata.Name)
 		case string(m.Body) != body:
 			return fmt.Errorf("got %q, want %q", m.Body, body)
 		}
@@ -405,6 +347,107 @@ func TestRabbitMQClusterOnLab(t *testing.T) {
 	if sq.Messages != 0 {
 		t.Errorf("source queue still holds %d messages after the drain", sq.Messages)
 	}
+
+	// A deleted pod comes back on its volume, under its name, with a new
+	// address, and rejoins: the drained messages are all still there.
+	healStart := time.Now()
+	if _, err := l.Kubectl(ctx, nil, "-n", ns, "delete", "pod", "rabbit-1", "--wait=true"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Kubectl(ctx, nil, "-n", ns, "rollout", "status", "statefulset/rabbit", "--timeout=5m"); err != nil {
+		t.Fatalf("StatefulSet not ready after a pod was deleted: %v", err)
+	}
+	pods = rabbitPods(t, ctx, l, ns)
+	oneCluster(t, ctx, ns, pods)
+	t.Logf("cluster healed %s after rabbit-1 was deleted", time.Since(healStart).Round(100*time.Millisecond))
+	healed, err := broker.ParseEndpoint("healed", fmt.Sprintf("amqp://admin:admin@%s:5672/", pods[1].Status.PodIP), fmt.Sprintf("http://%s:15672", pods[1].Status.PodIP), broker.TLSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hapi, err := healed.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerEventually(t, time.Minute, func() error {
+		var q struct {
+			Messages int `json:"messages"`
+		}
+		if err := hapi.Get(ctx, "queues/"+broker.PathEscape("/")+"/"+dstQueue, &q); err != nil {
+			return err
+		}
+		if q.Messages != backlog {
+			return fmt.Errorf("after the heal %s holds %d messages, want %d", dstQueue, q.Messages, backlog)
+		}
+		return nil
+	})
+}
+
+type rabbitPod struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Status struct {
+		PodIP string `json:"podIP"`
+	} `json:"status"`
+}
+
+// rabbitPods returns the StatefulSet's 3 pods in name order.
+func rabbitPods(t *testing.T, ctx context.Context, l *k8s.Lab, ns string) []rabbitPod {
+	t.Helper()
+	out, err := l.Kubectl(ctx, nil, "-n", ns, "get", "pods", "-l", "app=rabbit", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Items []rabbitPod }
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 3 {
+		t.Fatalf("want 3 pods, got %d", len(list.Items))
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Metadata.Name < list.Items[j].Metadata.Name })
+	return list.Items
+}
+
+// oneCluster waits until every pod sees the same three running members
+// (one cluster, not three single nodes or a pair and a loner) and
+// returns the pods' AMQP URLs.
+func oneCluster(t *testing.T, ctx context.Context, ns string, pods []rabbitPod) []string {
+	t.Helper()
+	var want, urls []string
+	for _, p := range pods {
+		want = append(want, fmt.Sprintf("rabbit@%s.rabbit-nodes.%s.svc.%s", p.Metadata.Name, ns, k8s.ClusterDomain))
+		urls = append(urls, fmt.Sprintf("amqp://admin:admin@%s:5672/", p.Status.PodIP))
+	}
+	sort.Strings(want)
+	for _, p := range pods {
+		ep, err := broker.ParseEndpoint(p.Metadata.Name, fmt.Sprintf("amqp://admin:admin@%s:5672/", p.Status.PodIP), fmt.Sprintf("http://%s:15672", p.Status.PodIP), broker.TLSOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		api, err := ep.NewAPI()
+		if err != nil {
+			t.Fatal(err)
+		}
+		brokerEventually(t, 3*time.Minute, func() error {
+			var nodes []rabbitNode
+			if err := api.Get(ctx, "nodes", &nodes); err != nil {
+				return err
+			}
+			var running []string
+			for _, n := range nodes {
+				if n.Running {
+					running = append(running, n.Name)
+				}
+			}
+			sort.Strings(running)
+			if !slices.Equal(running, want) {
+				return fmt.Errorf("%s sees running nodes %v, want %v", p.Metadata.Name, running, want)
+			}
+			return nil
+		})
+	}
+	return urls
 }
 
 // brokerEventually retries f until it succeeds or d passes.
