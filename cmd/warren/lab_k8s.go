@@ -192,6 +192,9 @@ func printK8sStatus(cmd *cobra.Command, g *globals, l *k8s.Lab) error {
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Name, st.State, pid, st.Log, k8sFirstLine(st.Detail))
 		}
+		// The source container is optional: shown, never a failure.
+		src := l.SourceStatus(cmd.Context())
+		fmt.Fprintf(w, "%s\t%s\t-\t%s\t%s\n", src.Name, src.State, src.Log, k8sFirstLine(src.Detail))
 		w.Flush()
 	}
 	var bad []string

@@ -190,6 +190,34 @@ func (l *Lab) waitSource(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// SourceStatus reports the source container: Running when its task runs
+// and its API answers as SourceNode.
+func (l *Lab) SourceStatus(ctx context.Context) ComponentStatus {
+	st := ComponentStatus{Name: "source " + SourceContainer, State: Down, Log: l.sourceLog()}
+	if !l.sourceTaskRunning(ctx) {
+		return st
+	}
+	st.State = Unready
+	api, err := l.SourceEndpoint().NewAPI()
+	if err != nil {
+		st.Detail = err.Error()
+		return st
+	}
+	var ov struct {
+		Node string `json:"node"`
+	}
+	if err := api.Get(ctx, "overview", &ov); err != nil {
+		st.Detail = err.Error()
+		return st
+	}
+	if ov.Node != SourceNode {
+		st.Detail = "answers as " + ov.Node
+		return st
+	}
+	st.State = Running
+	return st
+}
+
 // SourceDown stops and removes the source container, if any.
 func (l *Lab) SourceDown(ctx context.Context) error {
 	unlock, err := l.lock(ctx)
