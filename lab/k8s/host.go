@@ -10,7 +10,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // sysctls the lab needs or that kubelet sets to its liking (it writes
@@ -213,4 +217,57 @@ func cleanNetns(ctx context.Context) {
 			slog.Warn("could not remove a pod network namespace", "netns", e.Name(), "err", err)
 		}
 	}
+}
+
+// labCgroups are the cgroup v1 subtrees the lab's containers live in: the
+// kubelet's pods under kubepods, and ctr's containers (the source broker)
+// under the containerd namespace's name.
+var labCgroups = []string{"kubepods", CtrNamespace}
+
+// cleanCgroups kills any process still in the lab's cgroups (a container
+// whose shim died with containerd) and removes the cgroup directories,
+// deepest first, in every hierarchy.
+func cleanCgroups(ctx context.Context) error {
+	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+	hierarchies = append(hierarchies, "/sys/fs/cgroup") // cgroup v2: one hierarchy
+	var dirs []string
+	for _, h := range hierarchies {
+		if fi, err := os.Lstat(h); err != nil || !fi.IsDir() {
+			continue // cpu,cpuacct style symlinks point at a real hierarchy
+		}
+		for _, name := range labCgroups {
+			_ = filepath.WalkDir(filepath.Join(h, name), func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+		}
+	}
+	killed := false
+	for _, d := range dirs {
+		data, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				slog.Warn("killing a leftover container process", "pid", pid, "cgroup", d)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				killed = true
+			}
+		}
+	}
+	if killed {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	sortByDepth(dirs)
+	var errs []error
+	for _, d := range dirs {
+		if err := syscall.Rmdir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
 }

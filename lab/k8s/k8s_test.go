@@ -84,6 +84,17 @@ func TestDownLeavesMachineClean(t *testing.T) {
 	if err := json.Unmarshal(data, &saved); err != nil {
 		t.Fatal(err)
 	}
+	// cgroup v1 (this kind of machine) or v2.
+	podCgroups := []string{"/sys/fs/cgroup/pids/kubepods", "/sys/fs/cgroup/memory/kubepods", "/sys/fs/cgroup/pids/" + k8s.CtrNamespace, "/sys/fs/cgroup/kubepods", "/sys/fs/cgroup/" + k8s.CtrNamespace}
+	found := false
+	for _, cg := range podCgroups {
+		if _, err := os.Stat(cg); err == nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("none of the pod cgroups %v exists while the lab runs: the check below would prove nothing", podCgroups)
+	}
 	if !hasChain(t, "KUBE-SERVICES") {
 		t.Fatal("kube-proxy's KUBE-SERVICES chain is missing while the lab runs: the check below would prove nothing")
 	}
@@ -115,6 +126,11 @@ func TestDownLeavesMachineClean(t *testing.T) {
 					t.Errorf("%s -t %s rule left after down: %s", bin, table, line)
 				}
 			}
+		}
+	}
+	for _, cg := range podCgroups {
+		if _, err := os.Stat(cg); err == nil {
+			t.Errorf("cgroup %s left after down", cg)
 		}
 	}
 	if _, err := net.InterfaceByName(k8s.Bridge); err == nil {

@@ -245,6 +245,9 @@ func (l *Lab) down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := cleanCgroups(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := os.Stat(l.Bin("kube-proxy")); err == nil {
 		// kube-proxy knows its own rules best; the sweep below catches
 		// what it leaves and the kubelet's and CNI's chains.
