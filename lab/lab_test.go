@@ -3,6 +3,7 @@ package lab_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -150,4 +151,34 @@ func TestQuorumQueueHasEveryMemberAndALeader(t *testing.T) {
 	}
 	assert.ElementsMatch(t, names, q.Members)
 	assert.Contains(t, names, q.Leader)
+}
+
+// down stops every node and frees its ports; up brings the whole lab back,
+// cluster formed again. Disruptive: it holds the lab to itself.
+func TestDownThenUp(t *testing.T) {
+	e := brokertest.NewDisruptive(t)
+	ctx := context.Background()
+	require.NoError(t, e.Lab.Down(ctx))
+	for _, st := range e.Lab.Status(ctx) {
+		assert.Equal(t, lab.Down, st.State, st.ID)
+		for _, port := range []int{st.AMQPPort, st.APIPort, st.DistPort} {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				c.Close()
+			}
+			assert.Error(t, err, "%s port %d still open after down", st.ID, port)
+		}
+	}
+	require.NoError(t, e.Lab.Up(ctx))
+	for _, st := range e.Lab.Status(ctx) {
+		assert.Equal(t, lab.Running, st.State, st.ID)
+	}
+	roundTrip(t, e.Channel(t, e.Target, 2), declared(t, e.Channel(t, e.Target, 2), "after-restart"))
+}
+
+func declared(t *testing.T, ch *amqp.Channel, name string) string {
+	t.Helper()
+	_, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+	require.NoError(t, err)
+	return name
 }

@@ -179,6 +179,10 @@ func (l *Lab) Probe(ctx context.Context, n Node) NodeStatus {
 	var ov overview
 	err = api.Get(ctx, "overview", &ov)
 	switch {
+	case err == nil && ov.Node == n.Erlang && !n.listening():
+		// The management listener starts a moment before the client
+		// listeners: not ready for clients yet.
+		st.State, st.Detail = Booting, "HTTP API up, AMQP listeners not yet"
 	case err == nil && ov.Node == n.Erlang:
 		st.State, st.Version = Running, ov.RabbitMQVersion
 		var ni nodeInfo
@@ -200,6 +204,15 @@ func (l *Lab) Probe(ctx context.Context, n Node) NodeStatus {
 		st.State, st.Detail = Down, err.Error()
 	}
 	return st
+}
+
+// listening reports whether every client listener of the node accepts
+// connections.
+func (n Node) listening() bool {
+	if !portOpen(n.AMQPPort) {
+		return false
+	}
+	return n.Role != Target || portOpen(n.AMQPSPort())
 }
 
 func portOpen(port int) bool {
