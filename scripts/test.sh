@@ -8,6 +8,6 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 mkdir -p bin
 go build -o bin/warren ./cmd/warren
 ./bin/warren lab up
-eval "$(scripts/pulumi-toolchain.sh --print-env)"  # pulumi CLI + Kubernetes provider for the stack tests
+eval "$(scripts/pulumi-toolchain.sh --print-env || echo "exit 1")"  # pulumi CLI + Kubernetes provider for the stack tests; a failed build stops here
 
 go test -count=1 -timeout 45m "$@" ./...
