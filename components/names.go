@@ -108,4 +108,5 @@ func (n Names) SelectorLabels() map[string]string {
 // characters must fit a 63-character label value), and "-server" is 7 long.
 const maxClusterNameLen = 52 - len("-server")
 
+// String is namespace/cluster, for messages.
 func (n Names) String() string { return fmt.Sprintf("%s/%s", n.Namespace, n.Cluster) }
