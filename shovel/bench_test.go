@@ -17,11 +17,18 @@ import (
 )
 
 // BenchmarkDrain moves 100k persistent 1 KiB messages spread over 4 quorum
-// queues with warren, and the same load through one hand-made shovel on one
-// queue in the same run, and reports both rates:
+// queues with warren (shovels on the target side, then on the source side),
+// and the same load through one hand-made shovel on one queue in the same
+// run, and reports both rates:
 //
 //	go test -run '^$' -bench Drain -benchtime 1x ./shovel/
 func BenchmarkDrain(b *testing.B) {
+	for _, side := range []shovel.Side{shovel.OnTarget, shovel.OnSource} {
+		b.Run(string(side), func(b *testing.B) { benchDrain(b, side) })
+	}
+}
+
+func benchDrain(b *testing.B, side shovel.Side) {
 	const total, queues = 100_000, 4
 	body := bytes.Repeat([]byte("x"), 1024)
 	for i := 0; i < b.N; i++ {
@@ -47,7 +54,9 @@ func BenchmarkDrain(b *testing.B) {
 
 		b.StartTimer()
 		start := time.Now()
-		report, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+		opts := drainOpts(e, e.Vhost)
+		opts.Side = side
+		report, err := shovel.Drain(context.Background(), opts)
 		require.NoError(b, err)
 		warrenRate := float64(total) / time.Since(start).Seconds()
 		require.Equal(b, total, report.Messages)
