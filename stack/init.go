@@ -38,7 +38,7 @@ type InitResult struct {
 // is safe to run again: a second run changes nothing unless the certificate
 // no longer covers the cluster's names or is about to expire.
 func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
-	o, st, _, err := open(ctx, o, components.Program)
+	o, st, _, err := open(ctx, o, components.Program, false)
 	if err != nil {
 		return nil, err
 	}

@@ -202,9 +202,37 @@ func Validate(o Options) (*components.Config, error) {
 	return cfg, nil
 }
 
+// requireSecrets refuses a stack whose settings file lacks the secrets the
+// program needs (say, `warren init` was never run), before Pulumi creates
+// the stack. The values stay encrypted: only their presence is checked.
+func requireSecrets(o Options, cfg *components.Config) error {
+	_, secure, err := ReadStackFile(o.StackFile())
+	if err != nil {
+		return err
+	}
+	present := func(key string) string {
+		if slices.Contains(secure, components.Namespace+":"+key) {
+			return "present"
+		}
+		return ""
+	}
+	c := *cfg
+	c.Secrets = components.Secrets{
+		ErlangCookie:  present(components.KeyErlangCookie),
+		AdminPassword: present(components.KeyAdminPassword),
+		TLSCert:       present(components.KeyTLSCert),
+		TLSKey:        present(components.KeyTLSKey),
+		TLSCACert:     present(components.KeyTLSCACert),
+	}
+	if err := c.CheckSecrets(o.Stack); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return nil
+}
+
 // open validates, checks the environment and selects (creating if needed)
 // the stack in the backend with program as its inline program.
-func open(ctx context.Context, o Options, program pulumi.RunFunc) (Options, auto.Stack, *components.Config, error) {
+func open(ctx context.Context, o Options, program pulumi.RunFunc, needSecrets bool) (Options, auto.Stack, *components.Config, error) {
 	o, err := o.resolve()
 	if err != nil {
 		return o, auto.Stack{}, nil, err
@@ -212,6 +240,11 @@ func open(ctx context.Context, o Options, program pulumi.RunFunc) (Options, auto
 	cfg, err := Validate(o)
 	if err != nil {
 		return o, auto.Stack{}, nil, err
+	}
+	if needSecrets {
+		if err := requireSecrets(o, cfg); err != nil {
+			return o, auto.Stack{}, nil, err
+		}
 	}
 	if err := preflight(); err != nil {
 		return o, auto.Stack{}, nil, err
@@ -244,7 +277,7 @@ type PreviewResult struct {
 
 // Preview shows what Up would change, streaming Pulumi's progress.
 func Preview(ctx context.Context, o Options) (*PreviewResult, error) {
-	o, st, _, err := open(ctx, o, components.Program)
+	o, st, _, err := open(ctx, o, components.Program, true)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +303,7 @@ type UpResult struct {
 // Up creates or updates the cluster, streaming Pulumi's progress, and waits
 // until the Kubernetes provider reports the StatefulSet ready.
 func Up(ctx context.Context, o Options) (*UpResult, error) {
-	o, st, _, err := open(ctx, o, components.Program)
+	o, st, _, err := open(ctx, o, components.Program, true)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +323,8 @@ type DestroyResult struct {
 // Destroy deletes every resource of the stack. The stack, its settings and
 // secrets stay, so a later Up recreates the same cluster.
 func Destroy(ctx context.Context, o Options) (*DestroyResult, error) {
-	o, st, _, err := open(ctx, o, components.Program)
+	// Destroy does not run the program, so it needs no secrets.
+	o, st, _, err := open(ctx, o, components.Program, false)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +353,11 @@ func Render(ctx context.Context, o Options, dir string) (*RenderResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := Validate(o); err != nil {
+	cfg, err := Validate(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireSecrets(o, cfg); err != nil {
 		return nil, err
 	}
 	if err := preflight(); err != nil {
@@ -353,7 +391,7 @@ func Render(ctx context.Context, o Options, dir string) (*RenderResult, error) {
 	r := o
 	r.ProjectDir = scratch
 	r.Backend = "file://" + filepath.Join(scratch, "state")
-	_, st, _, err := open(ctx, r, components.NewProgram(components.Options{RenderDir: out}))
+	_, st, _, err := open(ctx, r, components.NewProgram(components.Options{RenderDir: out}), true)
 	if err != nil {
 		return nil, err
 	}
@@ -390,21 +428,62 @@ func (e *summarizedError) Error() string { return e.short }
 func (e *summarizedError) Unwrap() error { return e.err }
 
 func summarize(err error) error {
-	var lines []string
+	lines := strings.Split(err.Error(), "\n")
+	var msgs []string
 	seen := map[string]bool{}
-	for _, line := range strings.Split(err.Error(), "\n") {
-		_, msg, ok := strings.Cut(line, "error: ")
-		msg = strings.TrimSpace(msg)
-		if !ok || msg == "" || msg == "update failed" || msg == "preview failed" || seen[msg] {
-			continue
+	add := func(m string) {
+		if m = strings.TrimSpace(m); m != "" && m != "update failed" && m != "preview failed" && !seen[m] {
+			seen[m] = true
+			msgs = append(msgs, m)
 		}
-		seen[msg] = true
-		lines = append(lines, msg)
 	}
-	if len(lines) == 0 {
+	// Pulumi's Diagnostics section holds each error once, with the lines that
+	// continue it (a program's error often spans several); headers naming a
+	// resource are indented two spaces, messages four.
+	if i := slices.IndexFunc(lines, func(l string) bool { return strings.TrimSpace(l) == "Diagnostics:" }); i >= 0 {
+		var block []string
+		flush := func() {
+			if len(block) > 0 {
+				add(strings.Join(block, "\n"))
+			}
+			block = nil
+		}
+		for _, l := range lines[i+1:] {
+			trimmed := strings.TrimSpace(l)
+			indent := len(l) - len(strings.TrimLeft(l, " \t"))
+			switch {
+			case trimmed == "" || indent == 0:
+				flush()
+				if indent == 0 && trimmed != "" {
+					return result(err, msgs)
+				}
+			case indent <= 2:
+				flush()
+			case strings.HasPrefix(trimmed, "error: "):
+				flush()
+				block = []string{strings.TrimPrefix(trimmed, "error: ")}
+			case strings.HasPrefix(trimmed, "warning: "), strings.HasPrefix(trimmed, "info: "):
+				flush()
+			case block != nil:
+				block = append(block, trimmed)
+			}
+		}
+		flush()
+		return result(err, msgs)
+	}
+	for _, line := range lines {
+		if _, msg, ok := strings.Cut(line, "error: "); ok {
+			add(msg)
+		}
+	}
+	return result(err, msgs)
+}
+
+func result(err error, msgs []string) error {
+	if len(msgs) == 0 {
 		return err
 	}
-	return &summarizedError{short: strings.Join(lines, "\n"), err: err}
+	return &summarizedError{short: strings.Join(msgs, "\n"), err: err}
 }
 
 func copyFile(from, to string) error {

@@ -81,7 +81,7 @@ func TestPreflightNamesTheFix(t *testing.T) {
 	o := Options{Stack: "dev", ProjectDir: dir, Backend: "file://" + filepath.Join(t.TempDir(), "state")}
 
 	t.Setenv("PATH", t.TempDir())
-	_, err := Up(context.Background(), o)
+	_, err := Init(context.Background(), o, InitOptions{})
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrPreflight))
 	assert.Contains(t, err.Error(), "scripts/pulumi-toolchain.sh --print-env")
@@ -91,7 +91,7 @@ func TestPreflightNamesTheFix(t *testing.T) {
 	t.Setenv("PATH", bin)
 	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "")
 	t.Setenv("PULUMI_CONFIG_PASSPHRASE_FILE", "")
-	_, err = Up(context.Background(), o)
+	_, err = Init(context.Background(), o, InitOptions{})
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrPreflight))
 	assert.Contains(t, err.Error(), "PULUMI_CONFIG_PASSPHRASE")
@@ -139,4 +139,49 @@ func TestSummarizeKeepsDistinctErrorLines(t *testing.T) {
 
 	plain := errors.New("no error lines here")
 	assert.Equal(t, plain, summarize(plain))
+}
+
+func TestSummarizeKeepsProgramErrorDetail(t *testing.T) {
+	full := errors.New("failed to run preview: exit status 255\nstdout: Previewing update (dev):\n\n" +
+		" +  pulumi:pulumi:Stack warren-dev create error: an unhandled error occurred: 1 error occurred:\n" +
+		"Diagnostics:\n  pulumi:pulumi:Stack (warren-dev):\n" +
+		"    error: an unhandled error occurred: 1 error occurred:\n" +
+		"    \t* stack dev lacks the secrets warren:erlangCookie: run `warren init --stack dev`\n" +
+		"    warning: something unrelated\n\n" +
+		"  kubernetes:apps/v1:StatefulSet (x):\n    error: port name too long\n\n" +
+		"Resources:\n    + 1 to create\n\nstderr: \n")
+	err := summarize(full)
+	assert.Equal(t, "an unhandled error occurred: 1 error occurred:\n* stack dev lacks the secrets warren:erlangCookie: run `warren init --stack dev`\nport name too long", err.Error())
+}
+
+// Without `warren init`, preview, up and render stop before Pulumi runs,
+// naming the command that fixes it.
+func TestMissingSecretsRefusedBeforePulumi(t *testing.T) {
+	dir := project(t, map[string]string{"dev": "config:\n  warren:replicas: 3\n  warren:tlsEnabled: true\n"})
+	backend := filepath.Join(t.TempDir(), "state")
+	o := Options{Stack: "dev", ProjectDir: dir, Backend: "file://" + backend}
+	t.Setenv("PATH", t.TempDir()) // no pulumi: the check must come first anyway
+	for name, op := range map[string]func() error{
+		"preview": func() error { _, err := Preview(context.Background(), o); return err },
+		"up":      func() error { _, err := Up(context.Background(), o); return err },
+		"render":  func() error { _, err := Render(context.Background(), o, filepath.Join(dir, "out")); return err },
+	} {
+		err := op()
+		require.Error(t, err, name)
+		assert.True(t, errors.Is(err, ErrConfig), "%s: %v", name, err)
+		assert.Contains(t, err.Error(), "warren init --stack dev", name)
+		assert.Contains(t, err.Error(), "warren:tlsCert", name)
+	}
+	assert.NoDirExists(t, backend)
+
+	// Present (encrypted) secrets pass the check; the next hurdle is the CLI.
+	secure := "\n  warren:%s:\n    secure: v1:abc\n"
+	content := "config:\n  warren:replicas: 3"
+	for _, k := range []string{"erlangCookie", "adminPassword"} {
+		content += strings.ReplaceAll(secure, "%s", k)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi.dev.yaml"), []byte(content), 0o600))
+	_, err := Up(context.Background(), o)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrPreflight), "%v", err)
 }

@@ -273,12 +273,17 @@ func TestStackCommandsRefuseBadSettings(t *testing.T) {
 	dir, flags := stackProject(t)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi.bad.yaml"), []byte("config:\n  warren:replicas: 2\n  warren:memoryLimit: 100Mi\n"), 0o600))
 	for _, cmd := range []string{"init", "preview", "up", "destroy", "render"} {
-		code, _, stderr := warren(t, append([]string{cmd, "--stack", "bad"}, flags...)...)
+		args := append([]string{cmd, "--stack", "bad"}, flags...)
+		if cmd == "render" {
+			args = append(args, "--dir", filepath.Join(dir, "out"))
+		}
+		code, _, stderr := warren(t, args...)
 		assert.Equal(t, exitUsage, code, cmd)
 		assert.Contains(t, stderr, "warren:replicas", cmd)
 		assert.Contains(t, stderr, "warren:memoryLimit", cmd)
 	}
 	assert.NoDirExists(t, filepath.Join(dir, "state"))
+	assert.NoDirExists(t, filepath.Join(dir, "out"))
 }
 
 func keys(m map[string]manifest) []string {
