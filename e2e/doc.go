@@ -1,0 +1,12 @@
+// Package e2e holds warren's end-to-end test on the local Kubernetes lab
+// (e2e_test.go): `warren init` and `warren up --stack local` deploy a
+// 3-node RabbitMQ cluster into the lab, the lab's source container gets the
+// fixture topology and a backlog, `warren migrate` moves it into the pods,
+// `warren verify` passes, a deleted pod heals without losing a message, and
+// `warren destroy` removes the cluster.
+//
+// It runs only with WARREN_E2E=1, as root, through scripts/e2e.sh or
+// `WARREN_E2E=1 go test -count=1 -timeout 60m -v ./e2e/`; without the
+// variable it skips and says so. The package has no code of its own: it
+// drives the real CLI, built once by TestMain.
+package e2e

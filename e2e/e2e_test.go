@@ -1,0 +1,732 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/components"
+	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/lab/fixture"
+	"github.com/warrenmq/warren/lab/k8s"
+	"github.com/warrenmq/warren/migrate"
+	"github.com/warrenmq/warren/stack"
+)
+
+// How to run this package; the skip message and the README say the same.
+const howToRun = "the Kubernetes end-to-end test runs only with WARREN_E2E=1 and root: " +
+	"`scripts/e2e.sh` (builds and brings up the Kubernetes lab, runs it, takes the lab down), " +
+	"or alone `WARREN_E2E=1 go test -count=1 -timeout 60m -v ./e2e/` (brings the lab up when it is down and leaves it up)"
+
+// The stack this test deploys: Pulumi.local.yaml at the top of the repo.
+const stackName = "local"
+
+// backlogPerQueue is how many messages the fixture puts in each source queue.
+const backlogPerQueue = 40
+
+// warrenBin is the real CLI, built once by TestMain.
+var warrenBin string
+
+func TestMain(m *testing.M) {
+	if os.Getenv("WARREN_E2E") != "1" {
+		os.Exit(m.Run()) // every test skips with howToRun
+	}
+	dir, err := os.MkdirTemp("", "warren-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		warrenBin = filepath.Join(dir, "warren")
+		build := exec.Command("go", "build", "-o", warrenBin, "github.com/warrenmq/warren/cmd/warren")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: build the warren CLI:", err)
+			return 1
+		}
+		if err := pulumiToolchain(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// pulumiToolchain puts the pulumi CLI and the Kubernetes provider on PATH
+// when they are not there yet, through the same script `make test` uses
+// (it builds them on a cold machine and only checks on a warm one), so the
+// test also runs on its own.
+func pulumiToolchain() error {
+	if _, err := exec.LookPath("pulumi"); err == nil && os.Getenv("PULUMI_HOME") != "" {
+		return nil
+	}
+	cmd := exec.Command("bash", "-c", `set -e; out=$(../scripts/pulumi-toolchain.sh --print-env); eval "$out"; env -0`)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("build the Pulumi toolchain (scripts/pulumi-toolchain.sh): %w", err)
+	}
+	for _, kv := range bytes.Split(out, []byte{0}) {
+		k, v, ok := strings.Cut(string(kv), "=")
+		if ok && (k == "PATH" || strings.HasPrefix(k, "PULUMI_")) {
+			os.Setenv(k, v)
+		}
+	}
+	return nil
+}
+
+// step records how long each part of the story took, for the report at
+// the end (and for the README's numbers).
+type steps struct {
+	t     *testing.T
+	start time.Time
+	names []string
+	times []time.Duration
+}
+
+func (s *steps) run(name string, f func()) {
+	s.t.Helper()
+	start := time.Now()
+	f()
+	d := time.Since(start)
+	s.names = append(s.names, name)
+	s.times = append(s.times, d)
+	s.t.Logf("step %-34s %6.1fs", name, d.Seconds())
+}
+
+func (s *steps) report() {
+	var b strings.Builder
+	for i, n := range s.names {
+		fmt.Fprintf(&b, "  %-34s %6.1fs\n", n, s.times[i].Seconds())
+	}
+	fmt.Fprintf(&b, "  %-34s %6.1fs", "total", time.Since(s.start).Seconds())
+	s.t.Logf("e2e timings:\n%s", b.String())
+}
+
+// TestMigrateIntoKubernetes is the product's whole story on the local
+// Kubernetes lab: `warren up` deploys RabbitMQ pods, a source broker (the
+// team's Docker container) gets a realistic topology and backlog,
+// `warren migrate` moves it into the pods, `warren verify` passes, a deleted
+// pod heals without losing a message, and `warren destroy` removes it all.
+func TestMigrateIntoKubernetes(t *testing.T) {
+	if os.Getenv("WARREN_E2E") != "1" {
+		t.Skip(howToRun)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+	defer cancel()
+	s := &steps{t: t, start: time.Now()}
+	defer s.report()
+
+	l, err := k8s.Default()
+	require.NoError(t, err)
+	repo, err := filepath.Abs("..")
+	require.NoError(t, err)
+
+	// The stack runs from a copy of the project files in a temporary
+	// directory, with its own state backend and passphrase: `warren init`
+	// writes the generated secrets into Pulumi.local.yaml, and the
+	// repository's copy stays free of them.
+	work := t.TempDir()
+	project := filepath.Join(work, "project")
+	require.NoError(t, os.MkdirAll(project, 0o700))
+	for _, f := range []string{"Pulumi.yaml", "Pulumi." + stackName + ".yaml"} {
+		b, err := os.ReadFile(filepath.Join(repo, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(project, f), b, 0o600))
+	}
+	backend := "file://" + filepath.Join(work, "state")
+	require.NoError(t, os.MkdirAll(filepath.Join(work, "state"), 0o700))
+	cfg, err := stack.Validate(stack.Options{Stack: stackName, ProjectDir: project})
+	require.NoError(t, err, "Pulumi.%s.yaml", stackName)
+	names := cfg.Names()
+	ns := names.Namespace
+
+	cli := &cliEnv{t: t, bin: warrenBin, env: map[string]string{
+		"KUBECONFIG":               l.Kubeconfig(),
+		"PULUMI_CONFIG_PASSPHRASE": randomHex(16),
+		// migrate keeps its state under the user cache dir; a fresh one
+		// per run, because pod IPs (and so the state file's key) recur.
+		"XDG_CACHE_HOME": filepath.Join(work, "cache"),
+	}}
+	stackArgs := []string{"--stack", stackName, "--project-dir", project, "--backend", backend}
+
+	// Cleanups run last registered, first run: logs are collected while
+	// the pods still exist, then the stack is destroyed (when the test
+	// did not get that far), then the source container stops.
+	sourceStarted := false
+	t.Cleanup(func() {
+		if !sourceStarted {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := l.SourceDown(ctx); err != nil {
+			t.Errorf("stop the source container: %v", err)
+		}
+	})
+	deployed := false
+	t.Cleanup(func() {
+		if !deployed {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if code, _, stderr := cli.run(ctx, append([]string{"destroy"}, stackArgs...)...); code != 0 {
+			t.Errorf("cleanup: warren destroy exited %d: %s", code, stderr)
+		}
+	})
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, warrenBin, "lab", "k8s", "collect").Output()
+		dir := strings.TrimSpace(string(out))
+		if err != nil || dir == "" {
+			dir = l.FailureDir()
+		}
+		t.Logf("failure logs (daemon logs, pod logs, events): %s", dir)
+		fmt.Fprintf(os.Stderr, "\n=== %s failed: daemon logs, pod logs and events are in %s\n", t.Name(), dir)
+	})
+
+	s.run("lab k8s up", func() {
+		require.NoError(t, l.Up(ctx), "warren lab k8s up")
+	})
+
+	s.run("clear leftovers of an earlier run", func() {
+		// This run's state backend is new, so objects an aborted earlier
+		// run left in the namespace would make `up` fail with conflicts.
+		_, err := l.Kubectl(ctx, nil, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=3m")
+		require.NoError(t, err)
+		brokertest.Eventually(t, 2*time.Minute, func() error { return noVolumeReleased(ctx, l) })
+	})
+
+	s.run("warren init", func() {
+		code, stdout, stderr := cli.run(ctx, append([]string{"init", "-o", "json"}, stackArgs...)...)
+		require.Equal(t, 0, code, "warren init: %s", stderr)
+		var res stack.InitResult
+		require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
+		assert.Subset(t, res.Generated, []string{"warren:erlangCookie", "warren:adminPassword"}, "init generates the stack's secrets")
+		settings, err := os.ReadFile(filepath.Join(project, "Pulumi."+stackName+".yaml"))
+		require.NoError(t, err)
+		assert.Contains(t, string(settings), "secure:", "the secrets are stored encrypted")
+	})
+
+	var outputs map[string]string
+	s.run("warren up", func() {
+		deployed = true
+		code, stdout, stderr := cli.run(ctx, append([]string{"up", "-o", "json"}, stackArgs...)...)
+		require.Equal(t, 0, code, "warren up: %s", stderr)
+		var res stack.UpResult
+		require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
+		outputs = res.Outputs
+		assert.Equal(t, ns, outputs["namespace"])
+		assert.Equal(t, names.StatefulSet(), outputs["statefulSetName"])
+		assert.Equal(t, names.ClientService(), outputs["clientServiceName"])
+		require.NotEmpty(t, outputs["adminSecretName"])
+	})
+
+	var pods []pod
+	s.run("3 pods ready, one cluster", func() {
+		_, err := l.Kubectl(ctx, nil, "-n", ns, "rollout", "status", "statefulset/"+outputs["statefulSetName"], "--timeout=8m")
+		require.NoError(t, err, "the StatefulSet did not become ready")
+		pods = readyPods(t, ctx, l, names)
+	})
+
+	// The admin credentials exist only in the stack's Secret (and,
+	// encrypted, in the stack settings): read them the way a user would.
+	user, pass := adminCredentials(t, ctx, l, ns, outputs["adminSecretName"])
+	targetURLs := func(pods []pod) string {
+		var urls []string
+		for _, p := range pods {
+			urls = append(urls, fmt.Sprintf("amqp://%s:%s@%s:5672/", user, pass, p.IP))
+		}
+		return strings.Join(urls, ",")
+	}
+	out, err := l.Kubectl(ctx, nil, "-n", ns, "get", "service", outputs["clientServiceName"], "-o", "jsonpath={.spec.clusterIP}")
+	require.NoError(t, err)
+	svcIP := strings.TrimSpace(string(out))
+	require.NotEmpty(t, svcIP, "client Service has a ClusterIP")
+
+	s.run("cluster formed", func() {
+		oneCluster(t, ctx, names, pods, user, pass)
+	})
+
+	var topo *fixture.Topology
+	var backlog *fixture.Backlog
+	src := l.SourceEndpoint()
+	s.run("source container up, seeded", func() {
+		sourceStarted = true
+		require.NoError(t, l.SourceUp(ctx), "warren lab k8s source up")
+		api, err := src.NewAPI()
+		require.NoError(t, err)
+		prefix := "e2e-" + randomHex(3)
+		// The source container is stopped at the end, but remove the
+		// fixture anyway: another test may be sharing the container.
+		t.Cleanup(func() {
+			if !sourceStarted {
+				return
+			}
+			_ = fixture.Remove(context.Background(), api, prefix)
+		})
+		topo, err = fixture.Apply(ctx, api, prefix)
+		require.NoError(t, err, "fixture on the source")
+		backlog, err = topo.PublishBacklog(ctx, src, backlogPerQueue)
+		require.NoError(t, err, "backlog on the source")
+	})
+	total := 0
+	for _, n := range backlog.Count() {
+		total += n
+	}
+	t.Logf("source: %d vhosts, %d queues, %d messages", len(topo.Vhosts), len(topo.Queues), total)
+
+	// Credentials go through the environment (every flag has its
+	// WARREN_* variable), never on a command line that ps shows.
+	podEnv := func(pods []pod) map[string]string {
+		return map[string]string{
+			"WARREN_SOURCE_URL":  fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", k8s.SourceUser, k8s.SourcePassword, k8s.SourceAMQPPort),
+			"WARREN_SOURCE_API":  fmt.Sprintf("http://127.0.0.1:%d", k8s.SourceAPIPort),
+			"WARREN_TARGET_URL":  targetURLs(pods),
+			"WARREN_TARGET_API":  fmt.Sprintf("http://%s:15672", pods[0].IP),
+			"WARREN_SERVICE_URL": fmt.Sprintf("amqp://%s:%s@%s:5672/", user, pass, svcIP),
+			"WARREN_SERVICE_API": fmt.Sprintf("http://%s:15672", svcIP),
+			// The shovels run in the pods, which reach the source
+			// container through the node's address.
+			"WARREN_SHOVEL_SOURCE_URL": fmt.Sprintf("amqp://%s:%s@%s:%d/", k8s.SourceUser, k8s.SourcePassword, k8s.NodeIP, k8s.SourceAMQPPort),
+		}
+	}
+	vhosts := strings.Join(topo.Vhosts, ",")
+
+	var sum migrate.Summary
+	s.run("warren migrate", func() {
+		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "migrate", "--vhost", vhosts,
+			"--incompatible", "keep-classic", "--expect-nodes", "3", "--progress", "none", "-o", "json")
+		require.Equal(t, 0, code, "warren migrate: %s\n%s", stderr, stdout)
+		require.NoError(t, json.Unmarshal([]byte(stdout), &sum), stdout)
+	})
+	phases := map[migrate.Phase]string{}
+	for _, p := range sum.Phases {
+		phases[p.Phase] = p.Status
+		assert.Equal(t, "ok", p.Status, "phase %s: %s", p.Phase, p.Detail)
+	}
+	assert.Len(t, phases, 5, "every phase ran: %v", phases)
+	require.NotNil(t, sum.Drain, "the summary has the drain's report")
+	assert.Equal(t, total, sum.Drain.Messages, "every backlog message moved")
+	want := map[string]int{} // vhost/queue -> depth on the target after the drain
+	for _, q := range sum.Drain.Queues {
+		id := q.Vhost + "/" + q.Queue
+		assert.True(t, q.Conserved(), "%s: %+v", id, q)
+		assert.Equal(t, backlog.Count()[id], q.SourceBefore, "%s: source depth before the drain", id)
+		assert.Equal(t, q.SourceBefore, q.Moved, "%s: moved", id)
+		want[id] = q.TargetAfter
+	}
+	for id, n := range backlog.Count() {
+		assert.Contains(t, want, id, "queue %s had %d messages and was drained", id, n)
+	}
+	require.False(t, t.Failed(), "the migration's summary is wrong; stopping before verify")
+
+	s.run("target depths (passive declares)", func() {
+		brokertest.Eventually(t, time.Minute, func() error { return depthsEqual(ctx, user, pass, pods, want) })
+	})
+
+	s.run("warren verify", func() {
+		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "verify", "--vhost", vhosts,
+			"--incompatible", "keep-classic", "--expect-nodes", "3")
+		require.Equal(t, 0, code, "warren verify:\n%s\n%s", stdout, stderr)
+	})
+
+	// Delete a pod that hosts no classic queue: a classic queue lives on
+	// one node, and its transient messages do not survive that node's
+	// restart, by RabbitMQ's design. Quorum queues keep every message.
+	victim := pickVictim(t, ctx, user, pass, pods, topo.Vhosts)
+	s.run("pod deleted, cluster healed", func() {
+		_, err := l.Kubectl(ctx, nil, "-n", ns, "delete", "pod", victim, "--wait=true")
+		require.NoError(t, err)
+		_, err = l.Kubectl(ctx, nil, "-n", ns, "rollout", "status", "statefulset/"+outputs["statefulSetName"], "--timeout=5m")
+		require.NoError(t, err, "the StatefulSet did not become ready again")
+		pods = readyPods(t, ctx, l, names)
+		oneCluster(t, ctx, names, pods, user, pass)
+		brokertest.Eventually(t, 3*time.Minute, func() error { return quorumMembersOnline(ctx, user, pass, pods, topo.Vhosts) })
+	})
+	s.run("no message lost (passive declares)", func() {
+		brokertest.Eventually(t, 2*time.Minute, func() error { return depthsEqual(ctx, user, pass, pods, want) })
+	})
+	s.run("warren verify health after heal", func() {
+		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "verify", "--vhost", vhosts, "--check", "health", "--expect-nodes", "3")
+		require.Equal(t, 0, code, "warren verify after the heal:\n%s\n%s", stdout, stderr)
+	})
+
+	s.run("warren destroy", func() {
+		code, _, stderr := cli.run(ctx, append([]string{"destroy"}, stackArgs...)...)
+		require.Equal(t, 0, code, "warren destroy: %s", stderr)
+		deployed = false
+		brokertest.Eventually(t, 3*time.Minute, func() error {
+			out, err := l.Kubectl(ctx, nil, "get", "namespace", ns, "--ignore-not-found", "-o", "name")
+			if err != nil {
+				return err
+			}
+			if s := strings.TrimSpace(string(out)); s != "" {
+				return fmt.Errorf("%s still exists", s)
+			}
+			return nil
+		})
+		// Give the volumes back to the lab's pool for whatever runs next.
+		brokertest.Eventually(t, 2*time.Minute, func() error { return noVolumeReleased(ctx, l) })
+	})
+
+	s.run("source container down", func() {
+		require.NoError(t, l.SourceDown(ctx))
+		sourceStarted = false
+	})
+}
+
+// cliEnv runs the warren binary with the test's environment: the caller's,
+// without any WARREN_* variable that could point it at the broker lab, plus
+// env.
+type cliEnv struct {
+	t   *testing.T
+	bin string
+	env map[string]string
+}
+
+func (c *cliEnv) with(extra map[string]string) *cliEnv {
+	env := map[string]string{}
+	for k, v := range c.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return &cliEnv{t: c.t, bin: c.bin, env: env}
+}
+
+// run returns the exit code, stdout and stderr. With -v, stderr (Pulumi's
+// progress, migrate's logs) is also streamed so a long step shows life.
+func (c *cliEnv) run(ctx context.Context, args ...string) (int, string, string) {
+	c.t.Helper()
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "WARREN_") && k != k8s.EnvDir {
+			continue
+		}
+		cmd.Env = append(cmd.Env, kv)
+	}
+	for k, v := range c.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if testing.Verbose() {
+		cmd.Stderr = io.MultiWriter(&stderr, os.Stderr)
+	}
+	c.t.Logf("$ warren %s", strings.Join(args, " "))
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	default:
+		c.t.Fatalf("run warren %s: %v", args[0], err)
+		return -1, "", ""
+	}
+}
+
+type pod struct {
+	Name, IP string
+}
+
+// readyPods returns the cluster's pods in name order, requiring exactly
+// the 3 replicas, each Ready with an address.
+func readyPods(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names) []pod {
+	t.Helper()
+	var selector []string
+	for k, v := range names.SelectorLabels() {
+		selector = append(selector, k+"="+v)
+	}
+	sort.Strings(selector)
+	out, err := l.Kubectl(ctx, nil, "-n", names.Namespace, "get", "pods", "-l", strings.Join(selector, ","), "-o", "json")
+	require.NoError(t, err)
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name              string  `json:"name"`
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Status struct {
+				PodIP      string `json:"podIP"`
+				Conditions []struct {
+					Type, Status string
+				} `json:"conditions"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	require.NoError(t, json.Unmarshal(out, &list))
+	var pods []pod
+	for _, it := range list.Items {
+		ready := false
+		for _, c := range it.Status.Conditions {
+			ready = ready || (c.Type == "Ready" && c.Status == "True")
+		}
+		require.True(t, ready && it.Metadata.DeletionTimestamp == nil && it.Status.PodIP != "", "pod %s is not ready", it.Metadata.Name)
+		pods = append(pods, pod{Name: it.Metadata.Name, IP: it.Status.PodIP})
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	var got []string
+	for _, p := range pods {
+		got = append(got, p.Name)
+	}
+	require.Equal(t, []string{names.Pod(0), names.Pod(1), names.Pod(2)}, got, "the StatefulSet's 3 pods")
+	return pods
+}
+
+func podAPI(user, pass string, p pod) (*broker.API, error) {
+	ep, err := broker.ParseEndpoint(p.Name, fmt.Sprintf("amqp://%s:%s@%s:5672/", user, pass, p.IP), fmt.Sprintf("http://%s:15672", p.IP), broker.TLSOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return ep.NewAPI()
+}
+
+// oneCluster waits until every pod sees the same 3 running members: one
+// cluster formed by peer discovery, not 3 single nodes.
+func oneCluster(t *testing.T, ctx context.Context, names components.Names, pods []pod, user, pass string) {
+	t.Helper()
+	var want []string
+	for i := range pods {
+		want = append(want, names.NodeName(i))
+	}
+	sort.Strings(want)
+	for _, p := range pods {
+		api, err := podAPI(user, pass, p)
+		require.NoError(t, err)
+		brokertest.Eventually(t, 4*time.Minute, func() error {
+			var nodes []struct {
+				Name    string `json:"name"`
+				Running bool   `json:"running"`
+			}
+			if err := api.Get(ctx, "nodes", &nodes); err != nil {
+				return err
+			}
+			var running []string
+			for _, n := range nodes {
+				if n.Running {
+					running = append(running, n.Name)
+				}
+			}
+			sort.Strings(running)
+			if !slices.Equal(running, want) {
+				return fmt.Errorf("%s sees running nodes %v, want %v", p.Name, running, want)
+			}
+			return nil
+		})
+	}
+}
+
+// adminCredentials reads the admin user and password from the stack's
+// Secret (keys username and password).
+func adminCredentials(t *testing.T, ctx context.Context, l *k8s.Lab, ns, secret string) (string, string) {
+	t.Helper()
+	out, err := l.Kubectl(ctx, nil, "-n", ns, "get", "secret", secret, "-o", "json")
+	require.NoError(t, err)
+	var s struct {
+		Data map[string]string `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(out, &s))
+	dec := func(k string) string {
+		b, err := base64.StdEncoding.DecodeString(s.Data[k])
+		require.NoError(t, err, "secret %s key %s", secret, k)
+		require.NotEmpty(t, b, "secret %s key %s", secret, k)
+		return string(b)
+	}
+	return dec("username"), dec("password")
+}
+
+// depthsEqual compares every queue's depth on the target, read with
+// passive declares through each pod in turn (current, unlike the HTTP
+// API's sampled counts), to want. A quorum queue whose leader is busy may
+// answer 0 for a moment; the caller retries.
+func depthsEqual(ctx context.Context, user, pass string, pods []pod, want map[string]int) error {
+	urls := make([]string, len(pods))
+	for i, p := range pods {
+		urls[i] = fmt.Sprintf("amqp://%s:%s@%s:5672/", user, pass, p.IP)
+	}
+	ep, err := broker.ParseEndpoint("target", strings.Join(urls, ","), fmt.Sprintf("http://%s:15672", pods[0].IP), broker.TLSOptions{})
+	if err != nil {
+		return err
+	}
+	byVhost := map[string][]string{}
+	for id := range want {
+		vhost, queue, _ := strings.Cut(id, "/")
+		byVhost[vhost] = append(byVhost[vhost], queue)
+	}
+	var diffs []string
+	for vhost, queues := range byVhost {
+		sort.Strings(queues)
+		for i := range pods {
+			conn, err := ep.DialNode(ctx, i, vhost)
+			if err != nil {
+				return fmt.Errorf("AMQP to %s, vhost %s: %w", pods[i].Name, vhost, err)
+			}
+			for _, q := range queues {
+				// A failed passive declare closes the channel: one each.
+				ch, err := conn.Channel()
+				if err != nil {
+					conn.Close()
+					return err
+				}
+				got, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+				if err != nil {
+					// Non-durable or auto-delete queues are declared
+					// that way; passive declares ignore the flags.
+					conn.Close()
+					return fmt.Errorf("passive declare %s/%s on %s: %w", vhost, q, pods[i].Name, err)
+				}
+				ch.Close()
+				if got.Messages != want[vhost+"/"+q] {
+					diffs = append(diffs, fmt.Sprintf("%s/%s on %s: %d messages, want %d", vhost, q, pods[i].Name, got.Messages, want[vhost+"/"+q]))
+				}
+			}
+			conn.Close()
+		}
+	}
+	if len(diffs) > 0 {
+		sort.Strings(diffs)
+		return errors.New(strings.Join(diffs, "; "))
+	}
+	return nil
+}
+
+type queueInfo struct {
+	Name   string   `json:"name"`
+	Vhost  string   `json:"vhost"`
+	Type   string   `json:"type"`
+	Node   string   `json:"node"`
+	Leader string   `json:"leader"`
+	Member []string `json:"members"`
+	Online []string `json:"online"`
+}
+
+func listQueues(ctx context.Context, api *broker.API, vhosts []string) ([]queueInfo, error) {
+	var all []queueInfo
+	for _, v := range vhosts {
+		var qs []queueInfo
+		if err := api.Get(ctx, "queues/"+broker.PathEscape(v), &qs); err != nil {
+			return nil, fmt.Errorf("list queues of %s: %w", v, err)
+		}
+		all = append(all, qs...)
+	}
+	return all, nil
+}
+
+// pickVictim returns the pod to delete: one that hosts no classic queue
+// (so every message must survive), preferring the one leading the most
+// quorum queues (so leaders must move).
+func pickVictim(t *testing.T, ctx context.Context, user, pass string, pods []pod, vhosts []string) string {
+	t.Helper()
+	api, err := podAPI(user, pass, pods[0])
+	require.NoError(t, err)
+	qs, err := listQueues(ctx, api, vhosts)
+	require.NoError(t, err)
+	classic := map[string]bool{}
+	leads := map[string]int{}
+	for _, q := range qs {
+		host := strings.SplitN(strings.TrimPrefix(q.Node, "rabbit@"), ".", 2)[0]
+		if q.Type == "quorum" {
+			leads[strings.SplitN(strings.TrimPrefix(q.Leader, "rabbit@"), ".", 2)[0]]++
+		} else {
+			classic[host] = true
+		}
+	}
+	victim := ""
+	for _, p := range pods {
+		if !classic[p.Name] && (victim == "" || leads[p.Name] > leads[victim]) {
+			victim = p.Name
+		}
+	}
+	require.NotEmpty(t, victim, "every pod hosts a classic queue; no pod can go without losing transient messages")
+	t.Logf("deleting %s: no classic queue, leader of %d quorum queues", victim, leads[victim])
+	return victim
+}
+
+// quorumMembersOnline checks, through every pod, that each quorum queue
+// has a leader and all 3 members online.
+func quorumMembersOnline(ctx context.Context, user, pass string, pods []pod, vhosts []string) error {
+	for _, p := range pods {
+		api, err := podAPI(user, pass, p)
+		if err != nil {
+			return err
+		}
+		qs, err := listQueues(ctx, api, vhosts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
+		n := 0
+		for _, q := range qs {
+			if q.Type != "quorum" {
+				continue
+			}
+			n++
+			if q.Leader == "" || len(q.Member) != len(pods) || len(q.Online) != len(pods) {
+				return fmt.Errorf("%s sees quorum queue %s/%s with leader %q, members %v, online %v", p.Name, q.Vhost, q.Name, q.Leader, q.Member, q.Online)
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("%s lists no quorum queue in %v", p.Name, vhosts)
+		}
+	}
+	return nil
+}
+
+// noVolumeReleased recycles released pool volumes and checks none is left
+// Released or Failed, so the next deployment finds the pool whole.
+func noVolumeReleased(ctx context.Context, l *k8s.Lab) error {
+	if err := l.RecycleVolumes(ctx); err != nil {
+		return err
+	}
+	out, err := l.Kubectl(ctx, nil, "get", "pv", "-l", "warren.dev/lab-volume=true", "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, kv := range strings.Fields(string(out)) {
+		if strings.HasSuffix(kv, "=Released") || strings.HasSuffix(kv, "=Failed") {
+			bad = append(bad, kv)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("lab volumes not back in the pool: %v", bad)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
