@@ -123,6 +123,12 @@ func (l *Lab) up(ctx context.Context) error {
 		if err := l.killStrays(ctx, d); err != nil {
 			return err
 		}
+		if l.pidOf(d) != 0 && l.stale(d) {
+			slog.Info("restarting with new arguments", "daemon", d.name)
+			if err := l.stop(ctx, d, 10*time.Second); err != nil {
+				return err
+			}
+		}
 		if l.pidOf(d) == 0 {
 			start := time.Now()
 			if err := l.start(d); err != nil {
