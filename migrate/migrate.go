@@ -49,8 +49,8 @@ type Options struct {
 	// address, node APIs, ...); SkipVerify turns the phase off.
 	Verify     verify.Options
 	SkipVerify bool
-	// StatePath keeps the first run's source definitions (see snapshot);
-	// empty keeps nothing between runs.
+	// StatePath keeps the definitions of source queues the drain deleted
+	// (see snapshot); empty keeps nothing between runs.
 	StatePath string
 	// DryRun stops after the plan has been checked against the target and
 	// the backlog measured: nothing changes on either broker.
@@ -164,13 +164,12 @@ func (r *runner) definitions(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if snap != nil && snap.Source != nil {
-		src = union(snap.Source, src)
-	}
-	if !r.opts.DryRun {
-		if err := saveSnapshot(r.opts.StatePath, &snapshot{Source: src}); err != nil {
-			return "", err
+	if snap != nil && snap.DeletedByDrain != nil {
+		deleted := snap.DeletedByDrain
+		if len(r.opts.Vhosts) > 0 {
+			deleted = deleted.Only(r.opts.Vhosts...)
 		}
+		src = union(deleted, src)
 	}
 	plan, err := definitions.NewPlan(src, r.opts.Plan)
 	if err != nil {
@@ -213,11 +212,39 @@ func (r *runner) drainOptions() shovel.Options {
 func (r *runner) drain(ctx context.Context) (string, error) {
 	rep, err := shovel.Drain(ctx, r.drainOptions())
 	r.sum.Drain = rep
+	if rep != nil {
+		if serr := r.rememberDeleted(rep); serr != nil && err == nil {
+			err = serr
+		}
+	}
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d messages from %d queues in %.1fs (%.0f msg/s), shovels on the %s side",
 		rep.Messages, len(rep.Queues), rep.Seconds, rep.Rate, rep.Side), nil
+}
+
+// rememberDeleted adds the source queues this drain deleted to the
+// snapshot, so later runs still plan them (see snapshot).
+func (r *runner) rememberDeleted(rep *shovel.Report) error {
+	gone := map[string]bool{}
+	for _, q := range rep.Queues {
+		if q.SourceDeleted {
+			gone[q.Vhost+"\x00"+q.Queue] = true
+		}
+	}
+	if len(gone) == 0 || r.sum.Plan == nil {
+		return nil
+	}
+	snap, err := loadSnapshot(r.opts.StatePath)
+	if err != nil {
+		return err
+	}
+	if snap == nil || snap.DeletedByDrain == nil {
+		snap = &snapshot{DeletedByDrain: definitions.New()}
+	}
+	snap.DeletedByDrain = union(snap.DeletedByDrain, deletedQueues(r.sum.Plan.Source(), gone))
+	return saveSnapshot(r.opts.StatePath, snap)
 }
 
 func (r *runner) verify(ctx context.Context) (string, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warrenmq/warren/definitions"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/jsonfile"
 	"github.com/warrenmq/warren/lab/fixture"
 	"github.com/warrenmq/warren/migrate"
 	"github.com/warrenmq/warren/verify"
@@ -81,6 +82,32 @@ func TestMigrateEndToEndTwice(t *testing.T) {
 	assert.True(t, sum.Verify.OK())
 	assert.NotEmpty(t, sum.Verify.Area(verify.AreaConservation), "conservation was checked")
 	assert.Equal(t, total, sum.Preflight.BacklogMessages)
+
+	// The state keeps exactly what the drain deleted from the source: the
+	// auto-delete queue and the bindings into it, nothing else.
+	var state struct {
+		Deleted struct {
+			Queues   []map[string]any `json:"queues"`
+			Bindings []map[string]any `json:"bindings"`
+		} `json:"deleted_by_drain"`
+	}
+	found, err := jsonfile.Read(opts.StatePath, &state)
+	require.NoError(t, err)
+	require.True(t, found)
+	var gone []string
+	for _, q := range sum.Drain.Queues {
+		if q.SourceDeleted {
+			gone = append(gone, q.Queue)
+		}
+	}
+	require.NotEmpty(t, gone, "the fixture's auto-delete queue goes with its shovel")
+	require.Len(t, state.Deleted.Queues, len(gone))
+	for _, q := range state.Deleted.Queues {
+		assert.Contains(t, gone, q["name"])
+	}
+	for _, b := range state.Deleted.Bindings {
+		assert.Contains(t, gone, b["destination"])
+	}
 
 	// Run it again: definitions all identical, nothing to drain, still verified.
 	again, err := migrate.Run(ctx, opts)

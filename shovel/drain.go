@@ -574,7 +574,7 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 		case errors.Is(err, broker.ErrNoQueue):
 			// An auto-delete queue goes with its last consumer, the shovel,
 			// once it is empty: every message had arrived by then.
-			r.Detail = "source queue auto-deleted when its shovel stopped"
+			r.Detail, r.SourceDeleted = "source queue auto-deleted when its shovel stopped", true
 			srcReady = 0
 		case err != nil:
 			return *r, err

@@ -27,7 +27,10 @@ type QueueResult struct {
 	Detail      string  `json:"detail,omitempty"`
 	Seconds     float64 `json:"seconds"`
 	Resumed     bool    `json:"resumed,omitempty"`
-	Live        bool    `json:"live,omitempty"`
+	// SourceDeleted: the source queue was auto-delete and went away with
+	// its last consumer, the shovel, once empty.
+	SourceDeleted bool `json:"source_deleted,omitempty"`
+	Live          bool `json:"live,omitempty"`
 }
 
 // Conserved reports whether every message seen on the source arrived.
