@@ -279,6 +279,15 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	s.run("source container up, seeded", func() {
 		sourceStarted = true
 		require.NoError(t, l.SourceUp(ctx), "warren lab k8s source up")
+		// The fixture has a federation upstream: a team using federation
+		// runs its broker with the plugin on. The lab's image (like
+		// rabbitmq:3-management) enables management only, so turn it on
+		// the way such a team did, with rabbitmq-plugins in the container.
+		sock := filepath.Join(l.RunDir(), "containerd", "containerd.sock")
+		out, err := exec.CommandContext(ctx, "ctr", "--address", sock, "-n", k8s.CtrNamespace, "tasks", "exec",
+			"--exec-id", "e2e-plugins-"+randomHex(3), k8s.SourceContainer,
+			"rabbitmq-plugins", "enable", "rabbitmq_federation").CombinedOutput()
+		require.NoError(t, err, "enable rabbitmq_federation in the source container: %s", out)
 		api, err := src.NewAPI()
 		require.NoError(t, err)
 		prefix := "e2e-" + randomHex(3)
