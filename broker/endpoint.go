@@ -86,16 +86,20 @@ func ParseEndpoint(name, amqpURLs, apiURL string, tlsOpts TLSOptions) (Endpoint,
 		}
 		uri, err := amqp.ParseURI(raw)
 		if err != nil {
-			return Endpoint{}, fmt.Errorf("%s AMQP URL %q: %w", name, Redact(raw), err)
+			// The parser's error quotes the whole URL, password included:
+			// never pass it on.
+			return Endpoint{}, fmt.Errorf("%s AMQP URL %s cannot be parsed: want amqp[s]://user:password@host:port/vhost, "+
+				"with any of @ : / ? # %% in the user name or password percent-encoded (%%40 for @, %%2F for /)", name, Redact(raw))
 		}
 		ep.AMQP = append(ep.AMQP, uri)
 	}
 	if len(ep.AMQP) == 0 {
-		return Endpoint{}, fmt.Errorf("%s: no AMQP URL given (--%s-url amqp://user:pass@host:5672/)", name, name)
+		return Endpoint{}, fmt.Errorf("%s: no AMQP URL given: pass --%s-url amqp://user:pass@host:5672/ or set WARREN_%s_URL (for the local lab: eval \"$(warren lab env)\")",
+			name, name, strings.ToUpper(name))
 	}
 	ep.APIUser, ep.APIPassword = ep.AMQP[0].Username, ep.AMQP[0].Password
 	if apiURL == "" {
-		return Endpoint{}, fmt.Errorf("%s: no HTTP API URL given (--%s-api http://host:15672)", name, name)
+		return Endpoint{}, fmt.Errorf("%s: no HTTP API URL given: pass --%s-api http://host:15672 or set WARREN_%s_API", name, name, strings.ToUpper(name))
 	}
 	u, err := url.Parse(apiURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -44,6 +44,20 @@ func TestParseEndpointRejectsBadInput(t *testing.T) {
 	}
 }
 
+// A password with characters that need escaping makes the URL unparseable;
+// the error must not quote it (the parser's own error does).
+func TestUnparseableURLNeverPrintsThePassword(t *testing.T) {
+	for _, raw := range []string{
+		"amqp://guest:p@ss#w%rd:s3cretPW@127.0.0.1:5700/",
+		"amqp://guest:s3cretPW%zz@127.0.0.1:5700/",
+	} {
+		_, err := broker.ParseEndpoint("source", raw, "http://127.0.0.1:15700", broker.TLSOptions{})
+		require.Error(t, err)
+		assert.NotContains(t, err.Error(), "s3cretPW", raw)
+		assert.Contains(t, err.Error(), "percent-encoded")
+	}
+}
+
 func TestRedactHidesPassword(t *testing.T) {
 	assert.Equal(t, "amqp://u:xxxxx@h:5672/v", broker.Redact("amqp://u:pw@h:5672/v"))
 }
