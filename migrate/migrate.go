@@ -153,27 +153,14 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 }
 
 func (r *runner) definitions(ctx context.Context) (string, error) {
-	src, err := definitions.Export(ctx, r.src)
+	plan, err := Planned(ctx, r.src, r.opts.StatePath, r.opts.Vhosts, &r.opts.Plan)
 	if err != nil {
 		return "", err
 	}
-	if len(r.opts.Vhosts) > 0 {
-		src = src.Only(r.opts.Vhosts...)
-	}
-	snap, err := loadSnapshot(r.opts.StatePath)
-	if err != nil {
-		return "", err
-	}
-	if snap != nil && snap.DeletedByDrain != nil {
-		deleted := snap.DeletedByDrain
-		if len(r.opts.Vhosts) > 0 {
-			deleted = deleted.Only(r.opts.Vhosts...)
+	if !r.opts.DryRun {
+		if err := recordPlan(r.opts.StatePath, r.opts.Plan); err != nil {
+			return "", err
 		}
-		src = union(deleted, src)
-	}
-	plan, err := definitions.NewPlan(src, r.opts.Plan)
-	if err != nil {
-		return "", err
 	}
 	r.sum.Plan = plan
 	if r.opts.DryRun {
@@ -240,8 +227,11 @@ func (r *runner) rememberDeleted(rep *shovel.Report) error {
 	if err != nil {
 		return err
 	}
-	if snap == nil || snap.DeletedByDrain == nil {
-		snap = &snapshot{DeletedByDrain: definitions.New()}
+	if snap == nil {
+		snap = &snapshot{}
+	}
+	if snap.DeletedByDrain == nil {
+		snap.DeletedByDrain = definitions.New()
 	}
 	snap.DeletedByDrain = union(snap.DeletedByDrain, deletedQueues(r.sum.Plan.Source(), gone))
 	return saveSnapshot(r.opts.StatePath, snap)

@@ -1,8 +1,10 @@
 package migrate
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
 	"github.com/warrenmq/warren/internal/jsonfile"
 )
@@ -18,6 +20,9 @@ import (
 // an object the user removes from the source is gone from the next plan.
 type snapshot struct {
 	DeletedByDrain *definitions.Definitions `json:"deleted_by_drain"`
+	// Plan is the choices the last migration was planned with, so that
+	// `warren verify` can expect what it imported without repeating them.
+	Plan *definitions.Options `json:"plan_options,omitempty"`
 }
 
 func loadSnapshot(path string) (*snapshot, error) {
@@ -73,4 +78,60 @@ func deletedQueues(src *definitions.Definitions, gone map[string]bool) *definiti
 		}
 	}
 	return out
+}
+
+// Planned returns the plan a migration between the source behind src and
+// a target makes: the source's export now (limited to vhosts when given),
+// plus the queues the migration's drain deleted, transformed with opts, or
+// with the choices the last migration recorded when opts is nil. A missing
+// state file is no error: the plan is then the export's alone.
+func Planned(ctx context.Context, src *broker.API, statePath string, vhosts []string, opts *definitions.Options) (*definitions.Plan, error) {
+	defs, err := definitions.Export(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	if len(vhosts) > 0 {
+		defs = defs.Only(vhosts...)
+	}
+	snap, err := loadSnapshot(statePath)
+	if err != nil {
+		return nil, err
+	}
+	if snap != nil && snap.DeletedByDrain != nil {
+		deleted := snap.DeletedByDrain
+		if len(vhosts) > 0 {
+			deleted = deleted.Only(vhosts...)
+		}
+		defs = union(deleted, defs)
+	}
+	var o definitions.Options
+	switch {
+	case opts != nil:
+		o = *opts
+	case snap != nil && snap.Plan != nil:
+		o = *snap.Plan
+	}
+	return definitions.NewPlan(defs, o)
+}
+
+// RecordedPlan returns the plan choices the last migration recorded at
+// statePath, nil when there are none.
+func RecordedPlan(statePath string) (*definitions.Options, error) {
+	snap, err := loadSnapshot(statePath)
+	if err != nil || snap == nil {
+		return nil, err
+	}
+	return snap.Plan, nil
+}
+
+func recordPlan(statePath string, o definitions.Options) error {
+	snap, err := loadSnapshot(statePath)
+	if err != nil {
+		return err
+	}
+	if snap == nil {
+		snap = &snapshot{}
+	}
+	snap.Plan = &o
+	return saveSnapshot(statePath, snap)
 }

@@ -47,23 +47,36 @@ func addDrainFlags(cmd *cobra.Command) *drainFlags {
 	fs.BoolVar(&f.allowLive, "allow-live", false, "drain even though clients are attached to the source; each queue must then stay empty for --settle")
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "with --allow-live: how long a source queue must stay empty")
 	fs.DurationVar(&f.stallTimeout, "stall-timeout", 2*time.Minute, "fail a queue whose counts stop moving this long (its shovel keeps running)")
-	fs.StringVar(&f.stateFile, "state-file", "", "resume state (default: per source/target pair under ~/.cache/warren/state)")
+	fs.StringVar(&f.stateFile, "state-file", "", "the drain's resume file (default: one per source/target pair in --state-dir)")
+	addStateDirFlag(cmd)
 	fs.StringVar(&f.progress, "progress", "auto", "auto (bars on a terminal, log lines otherwise), bars, log or none")
 	return f
 }
 
+// stateDir is where warren keeps resume state: --state-dir (WARREN_STATE_DIR)
+// or the user's cache directory.
+var stateDir string
+
+func addStateDirFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where migration and drain state is kept (default: warren/state in the user's cache directory)")
+}
+
 // statePath is where a migration between src and dst keeps its state:
-// one file per pair, so a rerun of the same command finds it.
+// one file per pair and kind, so a rerun of the same command finds it.
 func statePath(explicit, kind string, src, dst broker.Endpoint) (string, error) {
 	if explicit != "" {
 		return explicit, nil
 	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("find a state directory (give --state-file): %w", err)
+	dir := stateDir
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("find a state directory (give --state-dir): %w", err)
+		}
+		dir = filepath.Join(cache, "warren", "state")
 	}
 	sum := sha256.Sum256([]byte(src.API + "|" + dst.API))
-	return filepath.Join(dir, "warren", "state", kind+"-"+hex.EncodeToString(sum[:6])+".json"), nil
+	return filepath.Join(dir, kind+"-"+hex.EncodeToString(sum[:6])+".json"), nil
 }
 
 func (f *drainFlags) options(src, dst broker.Endpoint, stderr io.Writer) (shovel.Options, error) {

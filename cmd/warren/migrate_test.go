@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,8 +26,9 @@ func TestMigrateCommand(t *testing.T) {
 	require.NoError(t, err)
 	backlog, err := topo.PublishBacklog(ctx, e.Source, 5)
 	require.NoError(t, err)
+	stateDir := t.TempDir()
 	args := append([]string{"migrate", "--vhost", strings.Join(topo.Vhosts, ","), "--progress", "none",
-		"--state-file", filepath.Join(t.TempDir(), "drain.json")}, endpointArgs(e)...)
+		"--state-dir", stateDir}, endpointArgs(e)...)
 
 	code, stdout, stderr := warren(t, append(args, "--dry-run", "--incompatible", "keep-classic")...)
 	require.Equal(t, exitOK, code, stderr)
@@ -47,6 +47,15 @@ func TestMigrateCommand(t *testing.T) {
 	for _, p := range sum.Phases {
 		assert.Equal(t, "ok", p.Status, "%s: %s", p.Phase, p.Detail)
 	}
+	// verify afterwards, without restating the plan's choices: it expects
+	// what the migration recorded, including the auto-delete queue its
+	// drain removed from the source.
+	verifyArgs := append([]string{"verify", "--vhost", strings.Join(topo.Vhosts, ","), "--check", "definitions", "--state-dir", stateDir}, endpointArgs(e)...)
+	code, stdout, stderr = warren(t, verifyArgs...)
+	assert.Equal(t, exitOK, code, "%s\n%s", stdout, stderr)
+	code, _, stderr = warren(t, append(verifyArgs[:len(verifyArgs):len(verifyArgs)], "--state-dir", t.TempDir())...)
+	assert.Equal(t, exitVerification, code, "without the migration's state the auto-delete queue is unexpected and the choices unknown: %s", stderr)
+
 	total := 0
 	for _, n := range backlog.Count() {
 		total += n

@@ -3,11 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/migrate"
 	"github.com/warrenmq/warren/verify"
 )
 
@@ -24,8 +27,11 @@ func newVerifyCmd(g *globals) *cobra.Command {
                 node arrive byte for byte with every property (latency p50/p99)
   routing       every source binding exists on the target; bindings that can
                 be exercised without a user queue receiving anything are
+                exercised
   definitions   the target's definitions equal the source's after the plan made
-                with the same choices (--queue-type, --mirroring, ...)
+                with the same choices (--queue-type, --mirroring, ...; after a
+                warren migrate between the same brokers, its recorded choices
+                and the auto-delete queues its drain removed are used)
   conservation  the counts a drain recorded (--drain-report) add up on the target
 
 Users' messages are never touched. Exits 6 naming each failed check.`,
@@ -55,6 +61,7 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 	fs.StringVar(&opts.Plan.Mirroring, "mirroring", "", "definitions plan: keep (default), rewrite or drop mirroring policies")
 	fs.BoolVar(&opts.Plan.KeepVhostDefaultQueueType, "keep-vhost-default-queue-type", false, "definitions plan: the vhosts' default queue type was left alone")
 	fs.BoolVar(&opts.Plan.IncludeGuest, "include-guest", false, "definitions plan: the guest user was carried over")
+	addStateDirFlag(cmd)
 	fs.StringSliceVar(&areas, "check", nil, "check areas to run, comma separated: health,roundtrip,routing,definitions,conservation (default: all)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -72,6 +79,9 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 				return err
 			}
 			opts.Source = &src
+			if err := expectMigration(cmd, &opts); err != nil {
+				return err
+			}
 		}
 		if expectNodes < 0 || messages < 1 {
 			return withCode(exitUsage, fmt.Errorf("--expect-nodes %d / --messages %d: want positive numbers", expectNodes, messages))
@@ -120,5 +130,49 @@ func printVerifyReport(out io.Writer, report *verify.Report) error {
 		fmt.Fprintf(out, "; round trips %s", report.Latency)
 	}
 	fmt.Fprintln(out)
+	return nil
+}
+
+// planFlags are verify's flags that restate a migration's plan choices.
+var planFlags = []string{"queue-type", "incompatible", "keep-classic", "mirroring", "keep-vhost-default-queue-type", "include-guest"}
+
+// expectMigration makes the definitions check expect what `warren migrate`
+// between the same source and target imported: the plan made from the
+// source's export, the queues the migration's drain deleted from the source
+// (auto-delete queues go with the shovel), and the choices the migration
+// recorded unless plan flags are given here.
+func expectMigration(cmd *cobra.Command, opts *verify.Options) error {
+	path, err := statePath("", "migrate", *opts.Source, opts.Target)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	var choices *definitions.Options
+	for _, f := range planFlags {
+		if cmd.Flags().Changed(f) {
+			choices = &opts.Plan
+		}
+	}
+	if choices == nil {
+		recorded, err := migrate.RecordedPlan(path)
+		if err != nil {
+			return withCode(exitUsage, err)
+		}
+		if recorded == nil {
+			return nil // no migration recorded: verify plans from the export itself
+		}
+		slog.Info("expecting the definitions of the recorded migration", "state", path)
+	}
+	srcAPI, err := opts.Source.NewAPI()
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	plan, err := migrate.Planned(cmd.Context(), srcAPI, path, opts.Vhosts, choices)
+	if err != nil {
+		return withCode(exitVerification, fmt.Errorf("plan the expected definitions: %w", err))
+	}
+	if err := plan.Err(); err != nil {
+		return withCode(exitUsage, fmt.Errorf("the plan does not apply as given; pass the choices the migration was made with (--incompatible, --keep-classic, ...): %w", err))
+	}
+	opts.Plan, opts.Want = plan.Options, plan.Want()
 	return nil
 }
