@@ -222,5 +222,7 @@ func (q *logQueue) Set(moved int) {
 }
 
 func (q *logQueue) Done(r QueueResult) {
-	q.log.Info("drain finished", "vhost", r.Vhost, "queue", r.Queue, "status", r.Status, "moved", r.Moved, "of", r.SourceBefore, "seconds", fmt.Sprintf("%.1f", r.Seconds))
+	// r.Seconds is only added up after this call; this run's time is ours.
+	q.log.Info("drain finished", "vhost", r.Vhost, "queue", r.Queue, "status", r.Status, "moved", r.Moved, "of", r.SourceBefore,
+		"seconds", fmt.Sprintf("%.1f", time.Since(q.start).Seconds()))
 }
