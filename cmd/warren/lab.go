@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -30,67 +29,39 @@ WARREN_LAB_TARGET_AMQP_PORT (5701, then 5702, 5703), WARREN_LAB_TARGET_API_PORT
 			Use:   "up",
 			Short: "Install RabbitMQ if needed, start the lab nodes, wait until all are healthy",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := lab.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
 				start := time.Now()
 				if err := l.Up(cmd.Context()); err != nil {
 					return withCode(exitPreflight, err)
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "lab up in %s\n", time.Since(start).Round(100*time.Millisecond))
 				return printLabStatus(cmd, g, l)
-			},
+			}),
 		},
 		&cobra.Command{
 			Use:   "down",
 			Short: "Stop the lab's nodes (only those) and wait until their ports are free",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := lab.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
 				return l.Down(cmd.Context())
-			},
+			}),
 		},
 		&cobra.Command{
 			Use:   "status",
 			Short: "Print each lab node, its ports and health; exit 1 unless all are running",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := lab.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
 				return printLabStatus(cmd, g, l)
-			},
+			}),
 		},
 		newLabSeedCmd(g),
 		&cobra.Command{
 			Use:   "env",
 			Short: "Print the WARREN_* variables that point warren at the lab (eval \"$(warren lab env)\")",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := lab.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
-				env := l.Endpoints()
-				if g.json() {
-					return writeJSON(cmd.OutOrStdout(), env)
-				}
-				keys := make([]string, 0, len(env))
-				for k := range env {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					fmt.Fprintf(cmd.OutOrStdout(), "export %s='%s'\n", k, env[k])
-				}
-				return nil
-			},
+			RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
+				return printEnv(cmd, g, l.Endpoints())
+			}),
 		},
 	)
 	cmd.AddCommand(newLabK8sCmd(g))
@@ -142,11 +113,7 @@ publishes --messages messages with varied properties into every queue.
 Whatever an earlier seed with the same --prefix left on either side is
 removed first, so every run starts a migration afresh.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := lab.Default()
-			if err != nil {
-				return withCode(exitUsage, err)
-			}
+		RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
 			ctx := cmd.Context()
 			src, err := l.SourceEndpoint().NewAPI()
 			if err != nil {
@@ -180,9 +147,21 @@ removed first, so every run starts a migration afresh.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "seeded vhosts %s: %d queues, %d exchanges, %d bindings, %d users; %d messages queued\n",
 				strings.Join(topo.Vhosts, ", "), len(topo.Queues), topo.Exchanges, topo.Bindings, len(topo.Users), total)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "demo", "prefix of the fixture's vhosts and users")
 	cmd.Flags().IntVar(&perQueue, "messages", 100, "messages per queue")
 	return cmd
+}
+
+// withLab runs a lab command with the lab its environment configures; a bad
+// setting (a port that is not a number, say) is a usage error.
+func withLab[L any](load func() (L, error), run func(*cobra.Command, []string, L) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		l, err := load()
+		if err != nil {
+			return withCode(exitUsage, err)
+		}
+		return run(cmd, args, l)
+	}
 }

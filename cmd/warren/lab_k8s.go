@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -32,79 +31,47 @@ Pods must use imagePullPolicy: Never; the default StorageClass is
 			Use:   "up",
 			Short: "Build what is missing, start every daemon that is down, wait until the node is Ready",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := k8s.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				start := time.Now()
 				if err := l.Up(cmd.Context()); err != nil {
 					return withCode(exitPreflight, err)
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "k8s lab up in %s; KUBECONFIG=%s\n", time.Since(start).Round(100*time.Millisecond), l.Kubeconfig())
 				return printK8sStatus(cmd, g, l)
-			},
+			}),
 		},
 		&cobra.Command{
 			Use:   "down",
 			Short: "Stop the lab and clean up: pods, daemons, iptables rules, mounts, the bridge, sysctls",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := k8s.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				return l.Down(cmd.Context())
-			},
+			}),
 		},
 		&cobra.Command{
 			Use:   "status",
 			Short: "Print each lab daemon, its pid, health and log; exit 1 unless all are running",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := k8s.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				return printK8sStatus(cmd, g, l)
-			},
+			}),
 		},
 		&cobra.Command{
 			Use:   "env",
 			Short: "Print KUBECONFIG and the source broker's WARREN_* variables (eval \"$(warren lab k8s env)\")",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := k8s.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
-				env := l.Env()
-				if g.json() {
-					return writeJSON(cmd.OutOrStdout(), env)
-				}
-				keys := make([]string, 0, len(env))
-				for k := range env {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					fmt.Fprintf(cmd.OutOrStdout(), "export %s='%s'\n", k, env[k])
-				}
-				return nil
-			},
+			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
+				return printEnv(cmd, g, l.Env())
+			}),
 		},
 		&cobra.Command{
 			Use:   "collect",
 			Short: "Save daemon logs, pod logs, events and resources to the lab's failure directory and print it",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := k8s.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				fmt.Fprintln(cmd.OutOrStdout(), l.CollectFailure(cmd.Context(), "warren lab k8s collect"))
 				return nil
-			},
+			}),
 		},
 		newLabK8sSourceCmd(),
 	)
@@ -116,11 +83,7 @@ func newLabK8sBuildCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build [" + strings.Join(k8s.BuildSteps, "|") + "]...",
 		Short: "Install the Debian packages and build the binaries and images the lab needs (skips what is built)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := k8s.Default()
-			if err != nil {
-				return withCode(exitUsage, err)
-			}
+		RunE: withLab(k8s.Default, func(cmd *cobra.Command, args []string, l *k8s.Lab) error {
 			for _, a := range args {
 				if !slices.Contains(k8s.BuildSteps, a) {
 					return withCode(exitUsage, fmt.Errorf("no build step %q (want one of %s)", a, strings.Join(k8s.BuildSteps, ", ")))
@@ -132,7 +95,7 @@ func newLabK8sBuildCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "k8s lab build done in %s (cache: %s)\n", time.Since(start).Round(100*time.Millisecond), l.Dir)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even when the result is cached")
 	return cmd
@@ -148,29 +111,21 @@ func newLabK8sSourceCmd() *cobra.Command {
 			Use:   "up",
 			Short: "Start the source container unless it runs; wait until it answers",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := k8s.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				if err := l.SourceUp(cmd.Context()); err != nil {
 					return withCode(exitPreflight, err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "source broker %s up: %s\n", k8s.SourceNode, l.SourceEndpoint())
 				return nil
-			},
+			}),
 		},
 		&cobra.Command{
 			Use:   "down",
 			Short: "Stop and remove the source container (its data goes with it)",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := k8s.Default()
-				if err != nil {
-					return withCode(exitUsage, err)
-				}
+			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				return l.SourceDown(cmd.Context())
-			},
+			}),
 		},
 	)
 	return cmd
