@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -149,9 +150,17 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	work := t.TempDir()
 	project := filepath.Join(work, "project")
 	require.NoError(t, os.MkdirAll(project, 0o700))
+	// Each run gets a namespace of its own: two runs on one lab (an
+	// engineer's and scripts/e2e.sh, say) must not deploy over each other.
+	ns := nsPrefix + randomHex(3)
 	for _, f := range []string{"Pulumi.yaml", "Pulumi." + stackName + ".yaml"} {
 		b, err := os.ReadFile(filepath.Join(repo, f))
 		require.NoError(t, err)
+		if f != "Pulumi.yaml" {
+			re := regexp.MustCompile(`(?m)^  warren:namespace: .*$`)
+			require.Len(t, re.FindAll(b, -1), 1, "%s sets warren:namespace once", f)
+			b = re.ReplaceAll(b, []byte("  warren:namespace: "+ns))
+		}
 		require.NoError(t, os.WriteFile(filepath.Join(project, f), b, 0o600))
 	}
 	backend := "file://" + filepath.Join(work, "state")
@@ -159,7 +168,7 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	cfg, err := stack.Validate(stack.Options{Stack: stackName, ProjectDir: project})
 	require.NoError(t, err, "Pulumi.%s.yaml", stackName)
 	names := cfg.Names()
-	ns := names.Namespace
+	require.Equal(t, ns, names.Namespace)
 
 	cli := &cliEnv{t: t, bin: warrenBin, env: map[string]string{
 		"KUBECONFIG":               l.Kubeconfig(),
@@ -214,11 +223,11 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		require.NoError(t, l.Up(ctx), "warren lab k8s up")
 	})
 
-	s.run("clear leftovers of an earlier run", func() {
-		// This run's state backend is new, so objects an aborted earlier
-		// run left in the namespace would make `up` fail with conflicts.
-		_, err := l.Kubectl(ctx, nil, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=3m")
-		require.NoError(t, err)
+	s.run("clear leftovers of killed runs", func() {
+		// A run killed before its cleanup leaves its namespace (and its
+		// volumes) behind; its state backend is gone with its temp dir.
+		// Older than any run may last, it is nobody's any more.
+		removeStaleNamespaces(t, ctx, l, time.Hour)
 		brokertest.Eventually(t, 2*time.Minute, func() error { return noVolumeReleased(ctx, l) })
 	})
 
@@ -277,7 +286,9 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	var backlog *fixture.Backlog
 	src := l.SourceEndpoint()
 	s.run("source container up, seeded", func() {
-		sourceStarted = true
+		// Stop the source at the end only if this run started it:
+		// another run may be using it.
+		sourceStarted = l.SourceStatus(ctx).State != k8s.Running
 		require.NoError(t, l.SourceUp(ctx), "warren lab k8s source up")
 		// The fixture has a federation upstream: a team using federation
 		// runs its broker with the plugin on. The lab's image (like
@@ -293,12 +304,7 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		prefix := "e2e-" + randomHex(3)
 		// The source container is stopped at the end, but remove the
 		// fixture anyway: another test may be sharing the container.
-		t.Cleanup(func() {
-			if !sourceStarted {
-				return
-			}
-			_ = fixture.Remove(context.Background(), api, prefix)
-		})
+		t.Cleanup(func() { _ = fixture.Remove(context.Background(), api, prefix) })
 		topo, err = fixture.Apply(ctx, api, prefix)
 		require.NoError(t, err, "fixture on the source")
 		backlog, err = topo.PublishBacklog(ctx, src, backlogPerQueue)
@@ -368,12 +374,35 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	// Delete a pod that hosts no classic queue: a classic queue lives on
 	// one node, and its transient messages do not survive that node's
 	// restart, by RabbitMQ's design. Quorum queues keep every message.
-	victim := pickVictim(t, ctx, user, pass, pods, topo.Vhosts)
+	// The import declared every quorum queue through one node, which
+	// leads them all; spread the leaders first (the management API's
+	// rebalance, as an operator would after a deploy) so the deleted pod
+	// leads some of them and the heal includes leader elections.
+	var victim string
+	s.run("quorum leaders rebalanced", func() {
+		api, err := podAPI(user, pass, pods[0])
+		require.NoError(t, err)
+		require.NoError(t, api.Do(ctx, "POST", "rebalance/queues", nil, nil), "POST /api/rebalance/queues")
+		brokertest.Eventually(t, time.Minute, func() error {
+			var leads int
+			victim, leads = pickVictim(ctx, user, pass, pods, topo.Vhosts)
+			switch {
+			case victim == "":
+				return errors.New("every pod hosts a classic queue; none can go without losing transient messages")
+			case leads == 0:
+				return fmt.Errorf("%s, the pod without classic queues, leads no quorum queue yet", victim)
+			}
+			t.Logf("deleting %s: no classic queue, leader of %d quorum queues", victim, leads)
+			return nil
+		})
+	})
 	s.run("pod deleted, cluster healed", func() {
 		_, err := l.Kubectl(ctx, nil, "-n", ns, "delete", "pod", victim, "--wait=true")
 		require.NoError(t, err)
 		_, err = l.Kubectl(ctx, nil, "-n", ns, "rollout", "status", "statefulset/"+outputs["statefulSetName"], "--timeout=5m")
-		require.NoError(t, err, "the StatefulSet did not become ready again")
+		require.NoError(t, err, "the StatefulSet did not become ready again after %s was deleted. If %s's log ends with "+
+			"'Faking nodedown/nodeup', the node hangs in Erlang's global on boot: rabbitmq-server#6034, RabbitMQ 3.10.8 "+
+			"(the lab image) on Erlang/OTP 25.1+", victim, victim)
 		pods = readyPods(t, ctx, l, names)
 		oneCluster(t, ctx, names, pods, user, pass)
 		brokertest.Eventually(t, 3*time.Minute, func() error { return quorumMembersOnline(ctx, user, pass, pods, topo.Vhosts) })
@@ -404,10 +433,34 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		brokertest.Eventually(t, 2*time.Minute, func() error { return noVolumeReleased(ctx, l) })
 	})
 
-	s.run("source container down", func() {
-		require.NoError(t, l.SourceDown(ctx))
-		sourceStarted = false
-	})
+	if sourceStarted {
+		s.run("source container down", func() {
+			require.NoError(t, l.SourceDown(ctx))
+			sourceStarted = false
+		})
+	} else {
+		t.Log("the source container was running before this test: left running")
+	}
+}
+
+// nsPrefix starts the namespace of every run.
+const nsPrefix = "rabbitmq-e2e-"
+
+// removeStaleNamespaces deletes the namespaces of runs older than age.
+func removeStaleNamespaces(t *testing.T, ctx context.Context, l *k8s.Lab, age time.Duration) {
+	t.Helper()
+	out, err := l.Kubectl(ctx, nil, "get", "namespaces", "-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.creationTimestamp}{"\n"}{end}`)
+	require.NoError(t, err)
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, created, _ := strings.Cut(line, " ")
+		at, err := time.Parse(time.RFC3339, created)
+		if !strings.HasPrefix(name, nsPrefix) || err != nil || time.Since(at) < age {
+			continue
+		}
+		t.Logf("deleting %s, left by a run killed %s ago", name, time.Since(at).Round(time.Minute))
+		_, err = l.Kubectl(ctx, nil, "delete", "namespace", name, "--wait=true", "--timeout=3m")
+		require.NoError(t, err)
+	}
 }
 
 // cliEnv runs the warren binary with the test's environment: the caller's,
@@ -430,10 +483,17 @@ func (c *cliEnv) with(extra map[string]string) *cliEnv {
 	return &cliEnv{t: c.t, bin: c.bin, env: env}
 }
 
+// cliTimeout bounds each warren command.
+const cliTimeout = 10 * time.Minute
+
 // run returns the exit code, stdout and stderr. With -v, stderr (Pulumi's
 // progress, migrate's logs) is also streamed so a long step shows life.
 func (c *cliEnv) run(ctx context.Context, args ...string) (int, string, string) {
 	c.t.Helper()
+	// No step of the story takes minutes on the lab; a bound turns a hang
+	// (say, publishers blocked by a memory alarm) into a failure with logs.
+	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "WARREN_") && k != k8s.EnvDir {
@@ -651,23 +711,27 @@ func listQueues(ctx context.Context, api *broker.API, vhosts []string) ([]queueI
 	return all, nil
 }
 
-// pickVictim returns the pod to delete: one that hosts no classic queue
-// (so every message must survive), preferring the one leading the most
-// quorum queues (so leaders must move).
-func pickVictim(t *testing.T, ctx context.Context, user, pass string, pods []pod, vhosts []string) string {
-	t.Helper()
+// pickVictim returns the pod to delete and how many quorum queues it
+// leads: one that hosts no classic queue (so every message must survive),
+// preferring the one leading the most quorum queues (so leaders must move).
+// It returns "" when every pod hosts a classic queue.
+func pickVictim(ctx context.Context, user, pass string, pods []pod, vhosts []string) (string, int) {
 	api, err := podAPI(user, pass, pods[0])
-	require.NoError(t, err)
+	if err != nil {
+		return "", 0
+	}
 	qs, err := listQueues(ctx, api, vhosts)
-	require.NoError(t, err)
+	if err != nil {
+		return "", 0
+	}
+	host := func(node string) string { return strings.SplitN(strings.TrimPrefix(node, "rabbit@"), ".", 2)[0] }
 	classic := map[string]bool{}
 	leads := map[string]int{}
 	for _, q := range qs {
-		host := strings.SplitN(strings.TrimPrefix(q.Node, "rabbit@"), ".", 2)[0]
 		if q.Type == "quorum" {
-			leads[strings.SplitN(strings.TrimPrefix(q.Leader, "rabbit@"), ".", 2)[0]]++
+			leads[host(q.Leader)]++
 		} else {
-			classic[host] = true
+			classic[host(q.Node)] = true
 		}
 	}
 	victim := ""
@@ -676,9 +740,7 @@ func pickVictim(t *testing.T, ctx context.Context, user, pass string, pods []pod
 			victim = p.Name
 		}
 	}
-	require.NotEmpty(t, victim, "every pod hosts a classic queue; no pod can go without losing transient messages")
-	t.Logf("deleting %s: no classic queue, leader of %d quorum queues", victim, leads[victim])
-	return victim
+	return victim, leads[victim]
 }
 
 // quorumMembersOnline checks, through every pod, that each quorum queue
