@@ -19,6 +19,9 @@ type daemon struct {
 	exe   func(l *Lab) string
 	args  func(l *Lab) []string
 	ready func(ctx context.Context, l *Lab) error
+	// configs are the files under run/ the daemon reads at start: a change
+	// to one makes a running daemon stale, like a change of arguments.
+	configs []string
 }
 
 func (l *Lab) containerdSock() string { return l.path("run", "containerd", "containerd.sock") }
@@ -75,9 +78,10 @@ var daemons = []daemon{
 		ready: httpReady(APIServer()+"/readyz", "admin"),
 	},
 	{
-		name: "containerd",
-		exe:  sys("/usr/bin/containerd"),
-		args: func(l *Lab) []string { return []string{"--config", l.path("run", "containerd.toml")} },
+		name:    "containerd",
+		exe:     sys("/usr/bin/containerd"),
+		args:    func(l *Lab) []string { return []string{"--config", l.path("run", "containerd.toml")} },
+		configs: []string{"containerd.toml", "cni/net.d/10-warren.conflist"},
 		ready: func(ctx context.Context, l *Lab) error {
 			if err := l.importImages(ctx); err != nil {
 				return err
@@ -135,7 +139,8 @@ var daemons = []daemon{
 				"--v=1",
 			}
 		},
-		ready: httpReady("http://127.0.0.1:10248/healthz", ""),
+		configs: []string{"kubelet.yaml"},
+		ready:   httpReady("http://127.0.0.1:10248/healthz", ""),
 	},
 	{
 		name: "kube-proxy",
@@ -143,7 +148,8 @@ var daemons = []daemon{
 		args: func(l *Lab) []string {
 			return []string{"--config=" + l.path("run", "kube-proxy.yaml")}
 		},
-		ready: httpReady("http://127.0.0.1:10256/healthz", ""),
+		configs: []string{"kube-proxy.yaml"},
+		ready:   httpReady("http://127.0.0.1:10256/healthz", ""),
 	},
 	{
 		name: "coredns",
@@ -151,7 +157,8 @@ var daemons = []daemon{
 		args: func(l *Lab) []string {
 			return []string{"-conf", l.path("run", "Corefile")}
 		},
-		ready: httpReady("http://127.0.0.1:18181/ready", ""),
+		configs: []string{"Corefile"},
+		ready:   httpReady("http://127.0.0.1:18181/ready", ""),
 	},
 }
 
@@ -342,7 +349,10 @@ iptables:
 
 // corefile serves the cluster domain on the node address, the pods'
 // nameserver. Names outside the cluster get NXDOMAIN: the lab has no
-// business resolving anything else.
+// business resolving anything else. No cache: a pod that comes back gets
+// a new address, and RabbitMQ peers must resolve it at once (a stale or
+// negative answer is what makes a rejoining node hang, see
+// testdata/rabbitmq.yaml); a one-node lab's DNS load is nothing.
 func (l *Lab) corefile() string {
 	return fmt.Sprintf(`%[1]s:53 in-addr.arpa:53 ip6.arpa:53 {
     bind %[2]s
@@ -353,7 +363,6 @@ func (l *Lab) corefile() string {
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
     }
-    cache 5
 }
 .:53 {
     bind %[2]s

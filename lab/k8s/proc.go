@@ -80,7 +80,7 @@ func (l *Lab) start(d daemon) error {
 	// Reap it if it exits while warren still runs, so it never lingers as
 	// a zombie that looks alive.
 	go func() { _ = cmd.Wait() }()
-	if err := os.WriteFile(l.argsFile(d.name), []byte(strings.Join(args, "\n")), 0o644); err != nil {
+	if err := os.WriteFile(l.argsFile(d.name), []byte(l.startRecord(d)), 0o644); err != nil {
 		return err
 	}
 	return os.WriteFile(l.pidFile(d.name), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
@@ -88,11 +88,22 @@ func (l *Lab) start(d daemon) error {
 
 func (l *Lab) argsFile(name string) string { return l.path("run", "pids", name+".args") }
 
+// startRecord is what a daemon was started with: its arguments and the
+// contents of its config files.
+func (l *Lab) startRecord(d daemon) string {
+	rec := strings.Join(d.args(l), "\n")
+	for _, c := range d.configs {
+		data, _ := os.ReadFile(l.path("run", c))
+		rec += "\n--- " + c + "\n" + string(data)
+	}
+	return rec
+}
+
 // stale tells whether a running daemon was started with other arguments
-// than this version of the lab gives it, so Up restarts it.
+// or config files than this version of the lab gives it, so Up restarts it.
 func (l *Lab) stale(d daemon) bool {
 	data, err := os.ReadFile(l.argsFile(d.name))
-	return err != nil || string(data) != strings.Join(d.args(l), "\n")
+	return err != nil || string(data) != l.startRecord(d)
 }
 
 // stop ends a daemon: SIGTERM, then SIGKILL after grace.

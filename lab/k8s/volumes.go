@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // VolumePool is how many PersistentVolumes the lab keeps available: enough
@@ -112,7 +113,7 @@ func (l *Lab) RecycleVolumes(ctx context.Context) error {
 		switch {
 		case ok && (p == "Released" || p == "Failed"):
 			slog.Info("recycling a released lab volume", "pv", name)
-			if _, err := l.Kubectl(ctx, nil, "delete", "pv", name, "--wait=true"); err != nil {
+			if err := l.deletePV(ctx, name); err != nil {
 				return err
 			}
 		case ok:
@@ -135,4 +136,28 @@ func (l *Lab) RecycleVolumes(ctx context.Context) error {
 		return nil
 	}
 	return l.Apply(ctx, manifests.String())
+}
+
+// deletePV deletes a volume and waits until it is gone. kubectl's own
+// --wait would be cut by the lab's per-request timeout while the
+// pv-protection finalizer is still being removed.
+func (l *Lab) deletePV(ctx context.Context, name string) error {
+	if _, err := l.Kubectl(ctx, nil, "delete", "pv", name, "--ignore-not-found", "--wait=false"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := l.Kubectl(ctx, nil, "get", "pv", name, "--ignore-not-found", "-o", "name")
+		if err == nil && strings.TrimSpace(string(out)) == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("volume %s not deleted after 2m (still used by a pod?)", name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
