@@ -30,6 +30,7 @@ import (
 	"github.com/warrenmq/warren/lab/k8s"
 	"github.com/warrenmq/warren/migrate"
 	"github.com/warrenmq/warren/stack"
+	"github.com/warrenmq/warren/verify"
 )
 
 // How to run this package; the skip message and the README say the same.
@@ -133,7 +134,7 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	if os.Getenv("WARREN_E2E") != "1" {
 		t.Skip(howToRun)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute) // under go test -timeout, so cleanups run
 	defer cancel()
 	s := &steps{t: t, start: time.Now()}
 	defer s.report()
@@ -367,8 +368,9 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 
 	s.run("warren verify", func() {
 		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "verify", "--vhost", vhosts,
-			"--incompatible", "keep-classic", "--expect-nodes", "3")
+			"--incompatible", "keep-classic", "--expect-nodes", "3", "-o", "json")
 		require.Equal(t, 0, code, "warren verify:\n%s\n%s", stdout, stderr)
+		checkVerify(t, stdout, verify.AreaHealth, verify.AreaRoundTrip, verify.AreaDefinitions)
 	})
 
 	// Delete a pod that hosts no classic queue: a classic queue lives on
@@ -411,8 +413,9 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		brokertest.Eventually(t, 2*time.Minute, func() error { return depthsEqual(ctx, user, pass, pods, want) })
 	})
 	s.run("warren verify health after heal", func() {
-		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "verify", "--vhost", vhosts, "--check", "health", "--expect-nodes", "3")
+		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "verify", "--vhost", vhosts, "--check", "health", "--expect-nodes", "3", "-o", "json")
 		require.Equal(t, 0, code, "warren verify after the heal:\n%s\n%s", stdout, stderr)
+		checkVerify(t, stdout, verify.AreaHealth)
 	})
 
 	s.run("warren destroy", func() {
@@ -461,6 +464,28 @@ func removeStaleNamespaces(t *testing.T, ctx context.Context, l *k8s.Lab, age ti
 		_, err = l.Kubectl(ctx, nil, "delete", "namespace", name, "--wait=true", "--timeout=3m")
 		require.NoError(t, err)
 	}
+}
+
+// checkVerify requires verify's JSON report to have no failure and at
+// least one passed check in each of areas: exit 0 from a run that checked
+// nothing would prove nothing. Routing is not required: verify skips,
+// with the reason, every binding whose probe would land in a user queue,
+// and on the fixture it measured none it could probe.
+func checkVerify(t *testing.T, stdout string, areas ...verify.Area) {
+	t.Helper()
+	var rep verify.Report
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	assert.Zero(t, rep.Failed, "failed checks: %+v", rep.Failures())
+	for _, a := range areas {
+		passed := 0
+		for _, c := range rep.Area(a) {
+			if c.Status == verify.Pass {
+				passed++
+			}
+		}
+		assert.NotZero(t, passed, "verify passed no %s check", a)
+	}
+	t.Logf("verify: %d passed, %d skipped, %d failed", rep.Passed, rep.Skipped, rep.Failed)
 }
 
 // cliEnv runs the warren binary with the test's environment: the caller's,
