@@ -494,6 +494,7 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 	defer tick.Stop()
 	lastMoved, lastChange := -1, time.Now()
 	var emptySince, reachedAt time.Time
+	lastRead := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -503,14 +504,19 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 		case <-tick.C:
 		}
 		srcReady, _, err := d.src.Depth(ctx, r.Vhost, r.Queue)
+		if err == nil {
+			err = d.observeTarget(ctx, r)
+		}
 		if err != nil {
-			slog.Warn("reading source depth", "err", err)
+			// A broker that stays unreachable must not keep warren waiting
+			// for ever: give up after the stall timeout, shovel in place.
+			if time.Since(lastRead) > d.opts.StallTimeout {
+				return *r, fmt.Errorf("cannot read queue depths for %s: %w; the shovel is left running: fix the cause and run again, or `warren drain --abort`", d.opts.StallTimeout, err)
+			}
+			slog.Warn("reading queue depths", "vhost", r.Vhost, "queue", r.Queue, "err", err)
 			continue
 		}
-		if err := d.observeTarget(ctx, r); err != nil {
-			slog.Warn("reading target depth", "err", err)
-			continue
-		}
+		lastRead = time.Now()
 		bar.Set(r.Moved)
 		if r.Moved != lastMoved {
 			lastMoved, lastChange = r.Moved, time.Now()
@@ -524,6 +530,9 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 			// stale zero cannot occur and a zero is the truth.
 			total, err := d.sourceTotal(ctx, r.Vhost, r.Queue)
 			if err != nil {
+				if time.Since(lastRead) > d.opts.StallTimeout {
+					return *r, fmt.Errorf("cannot read the source's totals for %s: %w; the shovel is left running", d.opts.StallTimeout, err)
+				}
 				slog.Warn("reading source totals", "err", err)
 				continue
 			}

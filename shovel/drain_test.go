@@ -404,3 +404,47 @@ func TestSpecNeverDeclaresTheDestination(t *testing.T) {
 	assert.Equal(t, "amqp:///%2F", shovel.DirectURI("/"))
 	assert.Equal(t, fmt.Sprint(shovel.DefaultPrefetch), fmt.Sprint(v["src-prefetch-count"]))
 }
+
+// A broker that goes away mid-drain must not keep the drain waiting for
+// ever: the queue fails after the stall timeout with its shovel left in
+// place, and no message is lost (the source keeps what it had not handed
+// over; the target keeps what it confirmed).
+func TestDrainGivesUpWhenTheSourceGoesAway(t *testing.T) {
+	e := brokertest.NewDisruptive(t)
+	src := e.Channel(t, e.Source, 0)
+	dst := e.Channel(t, e.Target, 0)
+	declare(t, src, "lonely", nil)
+	declare(t, dst, "lonely", quorum)
+	const n = 3000
+	publish(t, src, "lonely", backlog(n, func(int) int { return 64 }))
+
+	opts := drainOpts(e, e.Vhost)
+	opts.Prefetch, opts.StallTimeout = 1, 3*time.Second
+	go func() {
+		brokertest.Eventually(t, 20*time.Second, func() error {
+			if depth(t, e.Channel(t, e.Target, 1), "lonely") == 0 {
+				return errors.New("nothing moved yet")
+			}
+			return nil
+		})
+		assert.NoError(t, e.Lab.StopNode(context.Background(), "source"))
+	}()
+	start := time.Now()
+	_, err := shovel.Drain(context.Background(), opts)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the shovel is left running")
+	assert.Less(t, time.Since(start), 2*time.Minute, "the drain must give up, not hang")
+
+	// Back up: every message is on one side or the other.
+	require.NoError(t, e.Lab.Up(context.Background()))
+	_, err = shovel.Abort(context.Background(), opts)
+	require.NoError(t, err)
+	brokertest.Eventually(t, 20*time.Second, func() error {
+		s := depth(t, e.Channel(t, e.Source, 0), "lonely")
+		d := depth(t, e.Channel(t, e.Target, 0), "lonely")
+		if s+d < n {
+			return fmt.Errorf("%d + %d < %d", s, d, n)
+		}
+		return nil
+	})
+}
