@@ -116,19 +116,23 @@ func (l *Lab) FailureDir() string { return l.path("failure") }
 // APIServer is the URL of the lab's apiserver.
 func APIServer() string { return fmt.Sprintf("https://%s:%d", NodeIP, APIPort) }
 
-// Env are the variables that point tools at the lab: KUBECONFIG, plus the
-// source container's endpoints as seen from this machine and from pods.
+// Env are the variables that point tools at the lab: KUBECONFIG, the
+// image and StorageClass to deploy with, and the source container.
+// WARREN_SOURCE_URL uses the node address, which this machine and the pods
+// both reach, so the same URL serves warren and the shovels it declares
+// in the target pods; the vhost is spelled out because to RabbitMQ's
+// Erlang client (shovels, federation) a bare trailing "/" is the empty
+// vhost, not "/". The HTTP API is used by warren only, on loopback.
 func (l *Lab) Env() map[string]string {
+	url := fmt.Sprintf("amqp://%s:%s@%s:%d/%%2F", SourceUser, SourcePassword, NodeIP, SourceAMQPPort)
 	return map[string]string{
-		"KUBECONFIG":               l.Kubeconfig(),
-		"WARREN_K8S_IMAGE":         RabbitMQImage,
-		"WARREN_K8S_STORAGE_CLASS": StorageClass,
-		"WARREN_K8S_NODE_IP":       NodeIP,
-		"WARREN_SOURCE_URL":        fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", SourceUser, SourcePassword, SourceAMQPPort),
-		"WARREN_SOURCE_API":        fmt.Sprintf("http://127.0.0.1:%d", SourceAPIPort),
-		// The vhost is spelled out: to RabbitMQ's Erlang client (shovels,
-		// federation) a bare trailing "/" means the empty vhost, not "/".
-		"WARREN_K8S_SOURCE_POD_URL":  fmt.Sprintf("amqp://%s:%s@%s:%d/%%2F", SourceUser, SourcePassword, NodeIP, SourceAMQPPort),
+		"KUBECONFIG":                 l.Kubeconfig(),
+		"WARREN_K8S_IMAGE":           RabbitMQImage,
+		"WARREN_K8S_STORAGE_CLASS":   StorageClass,
+		"WARREN_K8S_NODE_IP":         NodeIP,
+		"WARREN_SOURCE_URL":          url,
+		"WARREN_SOURCE_API":          fmt.Sprintf("http://127.0.0.1:%d", SourceAPIPort),
+		"WARREN_K8S_SOURCE_POD_URL":  url,
 		"WARREN_K8S_SOURCE_POD_HOST": NodeIP,
 	}
 }
