@@ -247,6 +247,19 @@ func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet,
 			TimeoutSeconds:      pulumi.Int(5),
 			FailureThreshold:    pulumi.Int(3),
 		},
+		// check_running fails until the node has booted. RabbitMQ 3.10.8
+		// (Debian's) can hang for good in global_sync when a pod rejoins
+		// (rabbitmq-server#6034, fixed in 3.10.10), and ping passes on such
+		// a node; the startup probe restarts it. Its budget (6 minutes)
+		// outlasts the 5 minutes a booting node waits for its peers' tables,
+		// so a slow cluster start is not cut short. Liveness and readiness
+		// wait for it.
+		StartupProbe: &corev1.ProbeArgs{
+			Exec:             &corev1.ExecActionArgs{Command: pulumi.ToStringArray([]string{"rabbitmq-diagnostics", "-q", "check_running"})},
+			PeriodSeconds:    pulumi.Int(10),
+			TimeoutSeconds:   pulumi.Int(10),
+			FailureThreshold: pulumi.Int(36),
+		},
 		// ping only asks whether the runtime answers: it passes while a node
 		// waits for its peers (which may take minutes), so a slow cluster
 		// start is not mistaken for a hung node.

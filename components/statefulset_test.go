@@ -61,6 +61,10 @@ func TestStatefulSetDefaults(t *testing.T) {
 
 	assert.Equal(t, 5672.0, num(t, sts, c+"readinessProbe.tcpSocket.port"), "readiness is a TCP check on AMQP")
 	assert.Equal(t, []string{"rabbitmq-diagnostics", "-q", "ping"}, strs(t, sts, c+"livenessProbe.exec.command"))
+	assert.Equal(t, []string{"rabbitmq-diagnostics", "-q", "check_running"}, strs(t, sts, c+"startupProbe.exec.command"),
+		"a node hung while booting (rabbitmq-server#6034) must be restarted")
+	assert.GreaterOrEqual(t, num(t, sts, c+"startupProbe.periodSeconds")*num(t, sts, c+"startupProbe.failureThreshold"), 300.0,
+		"the startup budget outlasts the 5 minutes a node waits for its peers")
 	preStop := strings.Join(strs(t, sts, c+"lifecycle.preStop.exec.command"), " ")
 	assert.Contains(t, preStop, "rabbitmq-upgrade await_online_quorum_plus_one -t 604790")
 	assert.Contains(t, preStop, "rabbitmq-upgrade drain")
