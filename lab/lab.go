@@ -57,7 +57,7 @@ type Lab struct {
 // that already listens on 5672/15672 (and of the Kubernetes lab's source
 // container, which uses those).
 const (
-	EnvDir            = "WARREN_LAB_DIR"             // default ~/.cache/warren/lab
+	EnvDir            = "WARREN_LAB_DIR"              // default ~/.cache/warren/lab
 	EnvSourceAMQPPort = "WARREN_LAB_SOURCE_AMQP_PORT" // default 5700
 	EnvSourceAPIPort  = "WARREN_LAB_SOURCE_API_PORT"  // default 15700
 	EnvTargetAMQPPort = "WARREN_LAB_TARGET_AMQP_PORT" // first target node, default 5701 (then 5702, 5703)

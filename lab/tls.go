@@ -1,20 +1,16 @@
 package lab
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/warrenmq/warren/internal/pki"
 )
 
 // TLSFiles are the PEM files of the lab's private CA. The target nodes serve
@@ -52,7 +48,8 @@ func (n Node) AMQPSPort() int { return n.AMQPPort + TLSPortOffset }
 // APISPort is a target node's HTTPS API port.
 func (n Node) APISPort() int { return n.APIPort + TLSPortOffset }
 
-// writeTLS creates the CA and certificates once.
+// writeTLS creates the CA and certificates once; OtherCA, written last,
+// marks the set complete.
 func (l *Lab) writeTLS() error {
 	f := l.TLS()
 	if _, err := os.Stat(f.OtherCA); err == nil {
@@ -63,74 +60,38 @@ func (l *Lab) writeTLS() error {
 	if err := os.MkdirAll(filepath.Dir(f.CA), 0o755); err != nil {
 		return err
 	}
-	ca, caKey, err := newCert(nil, nil, "warren lab CA", true, x509.ExtKeyUsageAny)
+	now, validity := time.Now(), 10*365*24*time.Hour
+	ca, err := pki.NewCA("warren lab CA", []string{"warren lab"}, now, validity)
 	if err != nil {
 		return err
 	}
-	srv, srvKey, err := newCert(ca, caKey, "localhost", false, x509.ExtKeyUsageServerAuth)
+	local := pki.Request{DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: validity}
+	srvReq, cliReq := local, local
+	srvReq.CommonName, srvReq.Usages = "localhost", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	cliReq.CommonName, cliReq.Usages = "warren-client", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	srv, err := ca.Issue(srvReq, now)
 	if err != nil {
 		return err
 	}
-	cli, cliKey, err := newCert(ca, caKey, "warren-client", false, x509.ExtKeyUsageClientAuth)
+	cli, err := ca.Issue(cliReq, now)
 	if err != nil {
 		return err
 	}
-	other, _, err := newCert(nil, nil, "some other CA", true, x509.ExtKeyUsageAny)
+	other, err := pki.NewCA("some other CA", nil, now, validity)
 	if err != nil {
 		return err
 	}
-	for path, block := range map[string]*pem.Block{
-		f.CA:         certPEM(ca),
-		f.ServerCert: certPEM(srv),
-		f.ServerKey:  keyPEM(srvKey),
-		f.ClientCert: certPEM(cli),
-		f.ClientKey:  keyPEM(cliKey),
-		f.OtherCA:    certPEM(other),
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
+	if err := os.WriteFile(f.CA, ca.CertPEM(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", f.CA, err)
+	}
+	if err := srv.WriteFiles(f.ServerCert, f.ServerKey); err != nil {
+		return fmt.Errorf("lab server certificate: %w", err)
+	}
+	if err := cli.WriteFiles(f.ClientCert, f.ClientKey); err != nil {
+		return fmt.Errorf("lab client certificate: %w", err)
+	}
+	if err := os.WriteFile(f.OtherCA, other.CertPEM(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", f.OtherCA, err)
 	}
 	return nil
-}
-
-func newCert(parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"warren lab"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(10, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-		tmpl.ExtKeyUsage = nil
-		parent, parentKey = tmpl, key
-	} else {
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
-}
-
-func certPEM(c *x509.Certificate) *pem.Block { return &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw} }
-
-func keyPEM(k *ecdsa.PrivateKey) *pem.Block {
-	der, _ := x509.MarshalECPrivateKey(k) // cannot fail for a P-256 key
-	return &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/components"
+	"github.com/warrenmq/warren/internal/pki"
 )
 
 func TestIssuedCertificateCoversServicesAndPods(t *testing.T) {
@@ -21,9 +22,9 @@ func TestIssuedCertificateCoversServicesAndPods(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, cert.Covers(ca, names, now))
 
-	leaf, err := parseCert(cert.CertPEM)
+	leaf, err := pki.ParseCertificate([]byte(cert.CertPEM))
 	require.NoError(t, err)
-	root, err := parseCert(ca.CertPEM)
+	root, err := pki.ParseCertificate([]byte(ca.CertPEM))
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	pool.AddCert(root)

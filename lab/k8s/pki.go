@@ -6,17 +6,17 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/warrenmq/warren/internal/pki"
 )
 
 // cert is one certificate the lab issues from its CA.
@@ -71,60 +71,26 @@ func (l *Lab) writePKI() error {
 	if err := os.MkdirAll(l.path("pki"), 0o700); err != nil {
 		return err
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now, validity := time.Now(), 10*365*24*time.Hour
+	ca, err := pki.NewCA("warren k8s lab CA", nil, now, validity)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "warren k8s lab CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	if err := writePEM(l.keyFile("ca"), "EC PRIVATE KEY", mustMarshalEC(caKey)); err != nil {
-		return err
-	}
-	if err := writePEM(l.CAFile(), "CERTIFICATE", caDER); err != nil {
+	if err := ca.WriteFiles(l.CAFile(), l.keyFile("ca")); err != nil {
 		return err
 	}
 	for _, c := range certs {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: serial(),
-			Subject:      pkix.Name{CommonName: c.cn, Organization: c.orgs},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.AddDate(10, 0, 0),
-			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage:  []x509.ExtKeyUsage{c.usage},
-			DNSNames:     c.dns,
-		}
+		req := pki.Request{CommonName: c.cn, Organization: c.orgs, DNSNames: c.dns,
+			Usages: []x509.ExtKeyUsage{c.usage}, Validity: validity}
 		for _, ip := range c.ips {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+			req.IPs = append(req.IPs, net.ParseIP(ip))
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		crt, err := ca.Issue(req, now)
 		if err != nil {
 			return fmt.Errorf("certificate %s: %w", c.name, err)
 		}
-		if err := writePEM(l.keyFile(c.name), "EC PRIVATE KEY", mustMarshalEC(key)); err != nil {
-			return err
-		}
-		if err := writePEM(l.certFile(c.name), "CERTIFICATE", der); err != nil {
-			return err
+		if err := crt.WriteFiles(l.certFile(c.name), l.keyFile(c.name)); err != nil {
+			return fmt.Errorf("certificate %s: %w", c.name, err)
 		}
 	}
 	// The service account signing key pair.
@@ -132,31 +98,14 @@ func (l *Lab) writePKI() error {
 	if err != nil {
 		return err
 	}
-	if err := writePEM(l.pki("sa.key"), "EC PRIVATE KEY", mustMarshalEC(saKey)); err != nil {
+	if err := os.WriteFile(l.pki("sa.key"), pki.KeyPEM(saKey), 0o600); err != nil {
 		return err
 	}
 	pub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
 	if err != nil {
 		return err
 	}
-	return writePEM(done, "PUBLIC KEY", pub)
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	return n
-}
-
-func mustMarshalEC(k *ecdsa.PrivateKey) []byte {
-	der, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		panic(err) // a P-256 key always marshals
-	}
-	return der
-}
-
-func writePEM(path, typ string, der []byte) error {
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
+	return os.WriteFile(done, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
 }
 
 // kubeconfigFor renders a kubeconfig for one identity with the
