@@ -1,11 +1,14 @@
 # The two commands a newcomer needs; everything else is `warren --help`.
-.PHONY: demo test build
+.PHONY: demo test e2e build
 
 demo: ## run the main job end to end on the local lab
 	./scripts/demo.sh
 
 test: ## install what is missing, bring the lab up, run every test
 	./scripts/test.sh
+
+e2e: ## only the Kubernetes end to end: lab k8s, warren up, migrate into pods, verify, destroy
+	./scripts/e2e.sh
 
 build:
 	go build -o bin/warren ./cmd/warren

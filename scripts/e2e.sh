@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Kubernetes end-to-end run (the future `make e2e`): builds what the
+# The Kubernetes end-to-end run (`make e2e`; `make test` runs it too): builds what the
 # local Kubernetes lab needs (cached in ${WARREN_K8S_DIR:-~/.cache/warren/k8s},
 # so only the first run on a machine pays for it), brings the lab up and runs
 # its tests. Needs root. Leaves the lab down afterwards unless
