@@ -4,7 +4,8 @@
 // 127.0.0.1 with their own ports and data directories.
 //
 // The lab exists so that every test talks to real brokers. It is driven by
-// `warren lab up|down|status|env`.
+// `warren lab up|down|status|env|seed` (and the Kubernetes lab by
+// `warren lab k8s`, package lab/k8s).
 package lab
 
 import (

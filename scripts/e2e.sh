@@ -14,7 +14,7 @@ t0=$(now)
 mkdir -p bin
 go build -o bin/warren ./cmd/warren
 
-# Build first, on its own: the longest step (Kubernetes, ~10 min cold on
+# Build first, on its own: the longest step (Kubernetes, CoreDNS, images: ~15 min cold on
 # 2 cores), so its time is reported apart from the lab's.
 ./bin/warren lab k8s build
 t1=$(now)

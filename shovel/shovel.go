@@ -5,7 +5,9 @@
 // Why warren does not trust the shovel to finish on its own: with
 // `src-delete-after: queue-length` a shovel moves only the count it saw at
 // start and can stop early with a large prefetch. Instead warren watches
-// current counts over AMQP (passive declares, which are exact) and removes
+// current counts over AMQP (passive declares, which are current; for a
+// quorum queue, whose leader may briefly answer 0, the larger of that and
+// the HTTP count) and removes
 // a shovel only when the source queue is empty, nothing is in flight, and
 // every message has arrived at the target.
 package shovel

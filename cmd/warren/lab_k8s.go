@@ -21,7 +21,7 @@ WARREN_K8S_DIR (default ~/.cache/warren/k8s), then runs etcd, the control
 plane, containerd, the kubelet, kube-proxy and CoreDNS as processes on this
 machine, with pods on the bridge ` + k8s.Bridge + ` (` + k8s.PodCIDR + `, node ` + k8s.NodeIP + `).
 Pods must use imagePullPolicy: Never; the default StorageClass is
-` + k8s.StorageClass + `. Needs root. A cold build takes about 10 minutes on 2 cores.
+` + k8s.StorageClass + `. Needs root. A cold build (Kubernetes, CoreDNS, the images) takes about 15 minutes on 2 cores.
 
 	eval "$(warren lab k8s env)"   # KUBECONFIG and the source broker's URLs`,
 	}

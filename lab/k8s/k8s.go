@@ -16,7 +16,7 @@
 //	failure/    the logs of the last failed test run
 //	kubeconfig  the admin kubeconfig (`warren lab k8s env`)
 //
-// The lab is driven by `warren lab k8s build|up|down|status|env` and
+// The lab is driven by `warren lab k8s build|up|down|status|env|collect` and
 // `warren lab k8s source up|down`. Daemons are started by this package
 // directly (Go calling the binaries) rather than by shell scripts, so that
 // the same code serves the CLI and the tests, and every wait is bounded by

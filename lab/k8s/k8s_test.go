@@ -24,7 +24,7 @@ import (
 	"github.com/warrenmq/warren/lab/k8s"
 )
 
-// The Kubernetes lab tests build (on a cold cache, about 10 minutes),
+// The Kubernetes lab tests build (on a cold cache, about 15 minutes),
 // start a Kubernetes node and containers on this machine, and need root.
 // They run only when asked with WARREN_E2E=1 (scripts/e2e.sh does); then
 // they fail, never skip, when the lab cannot come up.
