@@ -73,16 +73,27 @@ func Probe(ctx context.Context, api *broker.API) (*Broker, error) {
 	return b, nil
 }
 
+// applicationsWait bounds how long applications waits for nodes that the
+// HTTP API lists as running but without their applications.
+const applicationsWait = 30 * time.Second
+
 // applications returns the Erlang applications that every running node
-// runs: a plugin enabled on one node of three is as good as missing. A node
-// that is starting reports no applications, or only some, for a few
-// seconds; while the running nodes disagree, it reads them again, for up to
-// ten seconds, then settles for what all of them run.
+// runs: a plugin enabled on one node of three is as good as missing.
+//
+// The HTTP API lags behind nodes that have just started: it lists such a
+// node as running with no applications at all for about five seconds, and
+// after a whole cluster restarts it lists every node so. Read as it stands,
+// that looks like a cluster without any plugin. So while a running node
+// reports no applications, it reads them again, for up to applicationsWait;
+// then it takes what every reporting node runs, and fails when none
+// reports. Nodes that report may still differ in incidental applications
+// (syslog comes and goes), which is why only silence is waited out.
 func applications(ctx context.Context, api *broker.API) ([]string, error) {
-	var common []string
-	for attempt := 0; ; attempt++ {
+	deadline := time.Now().Add(applicationsWait)
+	for {
 		var nodes []struct {
-			Running      bool `json:"running"`
+			Name         string `json:"name"`
+			Running      bool   `json:"running"`
 			Applications []struct {
 				Name string `json:"name"`
 			} `json:"applications"`
@@ -91,26 +102,31 @@ func applications(ctx context.Context, api *broker.API) ([]string, error) {
 			return nil, err
 		}
 		count := map[string]int{}
-		running := 0
+		reporting := 0
+		var silent []string
 		for _, n := range nodes {
-			if !n.Running {
-				continue
-			}
-			running++
-			for _, a := range n.Applications {
-				count[a.Name]++
-			}
-		}
-		common = common[:0]
-		agree := true
-		for name, c := range count {
-			if c == running {
-				common = append(common, name)
-			} else {
-				agree = false
+			switch {
+			case !n.Running:
+			case len(n.Applications) == 0:
+				silent = append(silent, n.Name)
+			default:
+				reporting++
+				for _, a := range n.Applications {
+					count[a.Name]++
+				}
 			}
 		}
-		if agree || attempt >= 10 {
+		if len(silent) == 0 || time.Now().After(deadline) {
+			if reporting == 0 {
+				return nil, fmt.Errorf("the HTTP API lists no running node's applications (silent: %s) after %s: are the nodes still starting?",
+					strings.Join(silent, ", "), applicationsWait)
+			}
+			var common []string
+			for name, c := range count {
+				if c == reporting {
+					common = append(common, name)
+				}
+			}
 			sort.Strings(common)
 			return common, nil
 		}

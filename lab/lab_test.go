@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/definitions"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/lab"
 )
@@ -174,6 +176,15 @@ func TestDownThenUp(t *testing.T) {
 		assert.Equal(t, lab.Running, st.State, st.ID)
 	}
 	roundTrip(t, e.Channel(t, e.Target, 2), declared(t, e.Channel(t, e.Target, 2), "after-restart"))
+
+	// Right after a whole-cluster start the HTTP API lists every node as
+	// running with no applications for a few seconds; warren's preflight
+	// must wait that out rather than report the plugins missing.
+	for _, side := range []*broker.API{e.SourceAPI, e.TargetAPI} {
+		b, err := definitions.Probe(ctx, side)
+		require.NoError(t, err)
+		assert.Subset(t, b.Applications, []string{"rabbitmq_management", "rabbitmq_shovel", "rabbitmq_federation"}, b.Name)
+	}
 }
 
 func declared(t *testing.T, ch *amqp.Channel, name string) string {
