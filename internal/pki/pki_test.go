@@ -7,11 +7,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"os"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
