@@ -20,24 +20,31 @@ import (
 //     or server-named queues are left out: they belong to one connection and
 //     are never migrated.
 //
-//  2. Exercise. A binding is exercised only when a probe it routes reaches no
-//     user queue. warren simulates RabbitMQ's routing (direct, fanout, topic
-//     and headers matching, exchange-to-exchange bindings, alternate
-//     exchanges) over the vhost's whole topology before publishing anything:
+//  2. Exercise. No probe may ever reach a user queue. warren simulates
+//     RabbitMQ's routing (direct, fanout, topic and headers matching,
+//     exchange-to-exchange bindings, alternate exchanges) over the vhost's
+//     whole topology before publishing anything, and picks one of two ways:
 //
-//     - a binding to a queue is never exercised: its own destination is a
-//       user queue, so any message it routes lands there. It is reported as
-//       skipped, with its presence proven by step 1;
-//     - a binding to an exchange E is exercised when a probe matching it
-//       reaches no user queue, neither through E's bindings nor through any
-//       other binding or alternate exchange on the way. warren binds a
-//       temporary exclusive server-named queue to E so that it catches the
-//       probe, publishes the probe to the binding's source exchange through
-//       every node (confirms, mandatory), and expects it in the temporary
-//       queue: the message can only have got there through the binding;
-//     - internal exchanges (clients may not publish to them) and exchange
-//       types whose routing warren cannot predict (plugins such as
-//       x-consistent-hash) are skipped with the reason.
+//     - in place: a binding to an exchange E whose probe reaches no user
+//       queue, neither through E's bindings nor through any other binding or
+//       alternate exchange on the way. warren binds a temporary exclusive
+//       server-named queue to E so that it catches the probe, publishes the
+//       probe to the binding's source exchange through every node
+//       (confirms, mandatory), and expects it in the temporary queue: the
+//       message can only have got there through the binding;
+//     - on a twin: every other binding (to a user queue, from an internal
+//       exchange, or whose probe would also reach a user queue). warren
+//       declares a temporary exchange of the source's type, with no other
+//       binding and an alternate exchange that does not exist (arguments
+//       win over policies, so a user policy's alternate exchange cannot
+//       catch an unrouted probe), binds a temporary queue to it with the
+//       binding's own key and arguments, and publishes the probe through
+//       every node. That proves the target routes this key or these headers
+//       as the binding says; step 1 and the listing prove the binding
+//       itself is in place. The report says which way was taken and why.
+//
+//     Exchange types whose routing warren cannot predict (plugins such as
+//     x-consistent-hash) are skipped with the reason.
 //
 // While a binding is exercised (milliseconds), copies of user messages the
 // binding routes to E may also reach the temporary queue; they are discarded
@@ -398,34 +405,48 @@ func extraFrom(extra []bindingInfo, source string) []bindingInfo {
 	return out
 }
 
-// plan decides how binding b can be verified: it returns the probe, the
-// binding that catches it, or a reason to skip.
-func (g *graph) plan(b bindingInfo, tag string) (p probe, catch bindingInfo, skip string) {
+// route is how one binding is exercised.
+type route struct {
+	probe probe
+	// catch binds the temporary queue; its source is where the probe is
+	// published.
+	catch bindingInfo
+	// twin, when set, is the temporary exchange that stands in for the
+	// binding's source, and notInPlace says why the source itself was not
+	// used.
+	twin       *exchangeInfo
+	notInPlace string
+}
+
+// plan decides how binding b can be verified: in place, on a twin, or not
+// at all (skip says why).
+func (g *graph) plan(b bindingInfo, tag string) (r route, skip string) {
 	x, ok := g.exchanges[b.Source]
 	if !ok {
-		return p, catch, fmt.Sprintf("source exchange %q is not listed", b.Source)
-	}
-	if x.Internal {
-		return p, catch, fmt.Sprintf("exchange %q is internal: clients cannot publish to it", x.Name)
-	}
-	if b.DestinationType != "exchange" {
-		return p, catch, fmt.Sprintf("present; not exercised: its destination is user queue %q, so any probe it routes would land there", b.Destination)
-	}
-	e, ok := g.exchanges[b.Destination]
-	if !ok {
-		return p, catch, fmt.Sprintf("destination exchange %q is not listed", b.Destination)
+		return r, fmt.Sprintf("source exchange %q is not listed", b.Source)
 	}
 	p, err := probeFor(x.Type, b, tag)
 	if err != nil {
-		return p, catch, "present; not exercised: " + err.Error()
+		return r, "present; not exercised: " + err.Error()
 	}
-	catch, err = catcher(e, p, tag)
+	onTwin := func(why string) (route, string) { return g.twinRoute(x, b, p, tag, why) }
+	if x.Internal {
+		return onTwin(fmt.Sprintf("exchange %q is internal: clients cannot publish to it", x.Name))
+	}
+	if b.DestinationType != "exchange" {
+		return onTwin(fmt.Sprintf("its destination is user queue %q, so any probe it routes would land there", b.Destination))
+	}
+	e, ok := g.exchanges[b.Destination]
+	if !ok {
+		return r, fmt.Sprintf("destination exchange %q is not listed", b.Destination)
+	}
+	catch, err := catcher(e, p, tag)
 	if err != nil {
-		return p, catch, "present; not exercised: destination " + err.Error()
+		return onTwin("destination " + err.Error())
 	}
 	queues, unknown := g.reach(x.Name, p, []bindingInfo{catch})
 	if len(unknown) > 0 {
-		return p, catch, "present; not exercised: a probe would pass through " + strings.Join(unknown, ", ") + ", whose routing warren cannot predict"
+		return onTwin("a probe would pass through " + strings.Join(unknown, ", ") + ", whose routing warren cannot predict")
 	}
 	var users []string
 	caught := false
@@ -437,12 +458,24 @@ func (g *graph) plan(b bindingInfo, tag string) (p probe, catch bindingInfo, ski
 		}
 	}
 	if len(users) > 0 {
-		return p, catch, "present; not exercised: a probe routed by it would also reach user queue(s) " + limit(users, 5)
+		return onTwin("a probe routed by it would also reach user queue(s) " + limit(users, 5))
 	}
 	if !caught {
-		return p, catch, "present; not exercised: warren found no probe this binding routes"
+		return onTwin("warren found no probe that reaches its destination")
 	}
-	return p, catch, ""
+	return route{probe: p, catch: catch}, ""
+}
+
+// twinRoute exercises b on a temporary exchange of x's type, bound to the
+// temporary queue with b's own key and arguments.
+func (g *graph) twinRoute(x exchangeInfo, b bindingInfo, p probe, tag, why string) (route, string) {
+	twin := exchangeInfo{Name: Prefix + "twin." + tag, Type: x.Type}
+	catch := b
+	catch.Source, catch.Destination, catch.DestinationType = twin.Name, probeQueueMark, "queue"
+	if m, known := matches(x.Type, catch, p); !m || !known {
+		return route{}, "present; not exercised: warren found no probe this binding routes"
+	}
+	return route{probe: p, catch: catch, twin: &twin, notInPlace: why}, ""
 }
 
 func (s *session) routing(ctx context.Context) {
@@ -470,7 +503,7 @@ func (s *session) routingVhost(ctx context.Context, vhost string) {
 	for i, b := range bindings {
 		s.check(ctx, AreaRouting, fmt.Sprintf("binding %s: %s", vhost, b), func() outcome {
 			tag := fmt.Sprintf("%s-%d", s.probeID, i)
-			p, catch, why := g.plan(b, tag)
+			r, why := g.plan(b, tag)
 			if why != "" {
 				return skipf("%s", why)
 			}
@@ -480,7 +513,7 @@ func (s *session) routingVhost(ctx context.Context, vhost string) {
 					return failf("no node accepted a connection to vhost %s: %s", vhost, strings.Join(errs, "; "))
 				}
 			}
-			return s.exercise(ctx, conns, b, p, catch, tag)
+			return s.exercise(ctx, conns, b, r, tag)
 		})
 	}
 }
@@ -525,10 +558,11 @@ func (s *session) presence(ctx context.Context, vhost string, target []bindingIn
 	}
 }
 
-// exercise declares a temporary exclusive queue, binds it with catch, and
-// publishes p to the binding's source exchange through every node; the probe
-// must arrive each time.
-func (s *session) exercise(ctx context.Context, conns []*amqp.Connection, b bindingInfo, p probe, catch bindingInfo, tag string) outcome {
+// exercise declares a temporary exclusive queue (and the twin exchange, when
+// r has one), binds it with r.catch, and publishes the probe to the catch's
+// source exchange through every node; the probe must arrive each time.
+func (s *session) exercise(ctx context.Context, conns []*amqp.Connection, b bindingInfo, r route, tag string) outcome {
+	p, catch := r.probe, r.catch
 	nodes := up(conns)
 	// The probe queue lives on the last reachable node, so that most
 	// publishes cross the cluster to reach it.
@@ -543,6 +577,15 @@ func (s *session) exercise(ctx context.Context, conns []*amqp.Connection, b bind
 		return failf("declare a temporary exclusive queue: %v", err)
 	}
 	defer func() { _, _ = cch.QueueDelete(q.Name, false, false, false) }()
+	if r.twin != nil {
+		// Auto-delete: gone with the temporary queue's binding even if
+		// warren dies before its own delete.
+		if err := cch.ExchangeDeclare(r.twin.Name, r.twin.Type, false, true, false, false,
+			amqp.Table{"alternate-exchange": Prefix + "nowhere"}); err != nil {
+			return failf("declare a temporary %s exchange: %v", r.twin.Type, err)
+		}
+		defer func() { _ = cch.ExchangeDelete(r.twin.Name, false, false) }()
+	}
 	if err := cch.QueueBind(q.Name, catch.RoutingKey, catch.Source, false, amqpTable(catch.args())); err != nil {
 		return failf("bind the temporary queue to exchange %q: %v", catch.Source, err)
 	}
@@ -568,11 +611,11 @@ func (s *session) exercise(ctx context.Context, conns []*amqp.Connection, b bind
 			for k, v := range p.headers {
 				headers[k] = v
 			}
-			dc, err := pch.PublishWithDeferredConfirmWithContext(ctx, b.Source, p.key, true, false, amqp.Publishing{
+			dc, err := pch.PublishWithDeferredConfirmWithContext(ctx, catch.Source, p.key, true, false, amqp.Publishing{
 				Headers: headers, AppId: "warren-verify", MessageId: id, Type: Prefix + "routing-probe", Body: []byte("warren verify routing probe"),
 			})
 			if err != nil {
-				return fmt.Errorf("publish to exchange %q: %w", b.Source, err)
+				return fmt.Errorf("publish to exchange %q: %w", catch.Source, err)
 			}
 			wctx, cancel := context.WithTimeout(ctx, s.opts.Wait)
 			defer cancel()
@@ -592,9 +635,17 @@ func (s *session) exercise(ctx context.Context, conns []*amqp.Connection, b bind
 			return nil
 		}()
 		if err != nil {
+			if r.twin != nil {
+				return failf("published to a temporary %s exchange bound like this binding, with key %q, through node %d: %v (the target does not route what this binding says it routes)",
+					r.twin.Type, p.key, n+1, err)
+			}
 			return failf("published to exchange %q with key %q through node %d: %v (the probe can only reach the temporary queue through this binding)", b.Source, p.key, n+1, err)
 		}
 		routed = append(routed, fmt.Sprint(n+1))
+	}
+	if r.twin != nil {
+		return passf("present; routes on a twin: a probe with key %q published through nodes %s to a temporary %s exchange, bound to a temporary queue with this binding's key and arguments, arrived every time. Not exercised on %q itself: %s",
+			p.key, strings.Join(routed, ","), r.twin.Type, b.Source, r.notInPlace)
 	}
 	detail := fmt.Sprintf("a probe published to %q with key %q through nodes %s reached a temporary queue bound to %q every time",
 		b.Source, p.key, strings.Join(routed, ","), b.Destination)

@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
@@ -75,23 +77,36 @@ func TestPlanFollowsAlternateExchangesAndRefusesUnknownTypes(t *testing.T) {
 		},
 		policies: map[string]map[string]any{},
 	}
-	_, _, why := g.plan(g.bindings["in"][0], "t")
-	assert.Contains(t, why, `"lost-and-found"`, "deep routes nothing, so its alternate exchange spills into a user queue")
+	r, why := g.plan(g.bindings["in"][0], "t")
+	require.Empty(t, why)
+	require.NotNil(t, r.twin, "deep routes nothing, so its alternate exchange would spill into a user queue: only a twin is safe")
+	assert.Contains(t, r.notInPlace, `"lost-and-found"`)
+	assert.Equal(t, "direct", r.twin.Type)
+	assert.Equal(t, r.twin.Name, r.catch.Source, "the probe is published to the twin")
+	assert.Equal(t, "k", r.catch.RoutingKey, "the twin is bound with the binding's own key")
 
-	_, _, why = g.plan(g.bindings["mid"][0], "t")
-	assert.Empty(t, why, "the probe queue catches the probe at deep, so the alternate exchange is not used")
+	r, why = g.plan(g.bindings["mid"][0], "t")
+	assert.Empty(t, why)
+	assert.Nil(t, r.twin, "the probe queue catches the probe at deep, so the alternate exchange is not used: exercised in place")
+	assert.Equal(t, "deep", r.catch.Source, "caught at the binding's destination exchange")
 
-	_, _, why = g.plan(g.bindings["in"][1], "t")
-	assert.Contains(t, why, "x-consistent-hash")
+	_, why = g.plan(g.bindings["in"][1], "t")
+	assert.Empty(t, why, "the destination's type is unknown, but a twin of the direct source needs none")
 
-	_, _, why = g.plan(g.bindings["spill"][0], "t")
-	assert.Contains(t, why, `user queue "lost-and-found"`)
+	_, why = g.plan(g.bindings["hash"][0], "t")
+	assert.Contains(t, why, "x-consistent-hash", "an exchange type warren cannot predict is skipped")
+
+	r, why = g.plan(g.bindings["spill"][0], "t")
+	assert.Empty(t, why)
+	require.NotNil(t, r.twin)
+	assert.Contains(t, r.notInPlace, `user queue "lost-and-found"`)
 }
 
-// labTopology has one binding of each kind: to queues (never exercised),
-// exchange-to-exchange bindings that can be exercised from every exchange
-// type, and some that must not be (their probe would reach a user queue,
-// directly or through an alternate exchange).
+// labTopology has one binding of each kind: to queues (exercised on a
+// twin), exchange-to-exchange bindings that can be exercised in place from
+// every exchange type, and some that must not be (their probe would reach a
+// user queue, directly or through an alternate exchange, or their source is
+// internal), which are exercised on a twin.
 var labTopology = topology{
 	exchanges: [][3]string{
 		{"orders", "topic", ""}, {"fan", "fanout", ""}, {"hdr", "headers", ""}, {"d", "direct", ""},
@@ -128,7 +143,7 @@ func bindingName(vhost string, b bind) string {
 	return fmt.Sprintf("binding %s: %s", vhost, bindingInfo{Source: b.source, Destination: b.dest, DestinationType: dtype, RoutingKey: b.key, Arguments: raw})
 }
 
-func TestRoutingExercisesOnlyWhatReachesNoUserQueue(t *testing.T) {
+func TestRoutingExercisesEveryBindingWithoutTouchingUserQueues(t *testing.T) {
 	e := brokertest.New(t)
 	ch := e.Channel(t, e.Target, 0)
 	labTopology.declare(t, ch, nil)
@@ -142,7 +157,7 @@ func TestRoutingExercisesOnlyWhatReachesNoUserQueue(t *testing.T) {
 	r := run(t, o)
 	require.NoError(t, r.Err())
 
-	want := map[string]string{ // binding → detail fragment; "" means exercised
+	want := map[string]string{ // binding → why not in place; "" means exercised in place
 		"orders→q-orders": `user queue "q-orders"`,
 		"fan→q-fan":       `user queue "q-fan"`,
 		"hdr→q-hdr":       `user queue "q-hdr"`,
@@ -160,16 +175,28 @@ func TestRoutingExercisesOnlyWhatReachesNoUserQueue(t *testing.T) {
 	for _, b := range labTopology.bindings {
 		c := find(t, r, bindingName(e.Vhost, b))
 		frag := want[b.source+"→"+b.dest]
+		assert.Equal(t, Pass, c.Status, c.Name)
 		if frag == "" {
-			assert.Equal(t, Pass, c.Status, c.Name)
 			assert.Contains(t, c.Detail, fmt.Sprintf("through nodes %s reached", nodeList(len(e.Target.AMQP))), c.Name)
+			assert.NotContains(t, c.Detail, "twin", c.Name)
 		} else {
-			assert.Equal(t, Skip, c.Status, c.Name)
+			assert.Contains(t, c.Detail, fmt.Sprintf("routes on a twin: a probe with key %q published through nodes %s", probeKey(b), nodeList(len(e.Target.AMQP))), c.Name)
 			assert.Contains(t, c.Detail, frag, c.Name)
 		}
 	}
-	// Not one probe reached a user queue.
+	// Not one probe reached a user queue, and no twin exchange is left.
 	assert.Equal(t, map[string]int{"q-orders": 0, "q-fan": 0, "q-hdr": 0, "q-d": 0}, depths(t, e.Channel(t, e.Target, 1), labTopology.queues))
+	var left []exchangeInfo
+	require.NoError(t, e.TargetAPI.Get(context.Background(), "exchanges/"+e.Vhost, &left))
+	for _, x := range left {
+		assert.False(t, strings.HasPrefix(x.Name, Prefix), "left behind: %s", x.Name)
+	}
+}
+
+// probeKey is the key the probe of b carries: its own, with topic wildcards
+// filled in.
+func probeKey(b bind) string {
+	return strings.NewReplacer("*", "warren-verify", "#", "warren-verify").Replace(b.key)
 }
 
 func nodeList(n int) string {
@@ -200,4 +227,30 @@ func TestMissingBindingFails(t *testing.T) {
 			assert.NotEqual(t, Fail, c.Status, c.Name)
 		}
 	}
+}
+
+// A twin that does not route the probe fails the binding: here the twin is
+// bound with the binding's key while the probe carries another, as if the
+// target routed topic keys differently from what the binding says.
+func TestTwinThatDoesNotRouteFails(t *testing.T) {
+	e := brokertest.New(t)
+	o := Options{Target: e.Target, Vhosts: []string{e.Vhost}, Areas: []Area{AreaRouting}, Wait: 2 * time.Second}
+	s := &session{opts: o, report: &Report{}, probeID: randomID(), vhosts: o.Vhosts}
+	require.NoError(t, s.opts.defaults())
+	ctx := context.Background()
+	conns, errs := s.conns(ctx, e.Vhost)
+	defer closeAll(conns)
+	require.NotEmpty(t, up(conns), errs)
+
+	b := bindingInfo{Source: "orders", Destination: "q-orders", DestinationType: "queue", RoutingKey: "order.*.created", Arguments: json.RawMessage("{}")}
+	g := &graph{exchanges: map[string]exchangeInfo{"orders": {Name: "orders", Type: "topic"}}, bindings: map[string][]bindingInfo{"orders": {b}}}
+	r, why := g.plan(b, s.probeID)
+	require.Empty(t, why)
+	require.NotNil(t, r.twin)
+	assert.Equal(t, Pass, s.exercise(ctx, conns, b, r, s.probeID).status, "the probe as planned routes")
+
+	r.probe.key = "order.created" // one word short: "*" needs exactly one
+	out := s.exercise(ctx, conns, b, r, s.probeID)
+	assert.Equal(t, Fail, out.status)
+	assert.Contains(t, out.detail, "does not route what this binding says")
 }
