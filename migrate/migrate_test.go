@@ -122,15 +122,24 @@ func TestMigrateEndToEndTwice(t *testing.T) {
 
 func TestMigrateDryRunChangesNothing(t *testing.T) {
 	e := brokertest.New(t)
-	topo, _ := seed(t, e, 3)
+	topo, backlog := seed(t, e, 3)
 	opts := options(e, topo)
 	opts.DryRun = true
 
+	// Run right after the backlog was published, before the HTTP API's
+	// stats have counted it: preflight must still see its full size.
 	sum, err := migrate.Run(context.Background(), opts)
 	require.NoError(t, err)
 	assert.Equal(t, "ok", phases(sum)[migrate.Definitions])
 	assert.Equal(t, "skipped", phases(sum)[migrate.Drain])
 	assert.NotEmpty(t, sum.Backlog)
+	var bodies int64
+	for _, m := range backlog.Messages {
+		bodies += int64(len(m.Publishing.Body))
+	}
+	assert.Equal(t, len(backlog.Messages), sum.Preflight.BacklogMessages)
+	assert.Equal(t, bodies, sum.Preflight.BacklogBytes, "the backlog's size is its bodies' bytes")
+	assert.Zero(t, sum.Preflight.UnsizedMessages)
 	require.NotNil(t, sum.Check)
 	assert.Positive(t, sum.Check.Count(definitions.StatusNew))
 	for _, v := range topo.Vhosts {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
@@ -20,9 +21,12 @@ type PreflightReport struct {
 	Nodes    []NodeHeadroom        `json:"target_nodes"`
 	Findings []definitions.Finding `json:"findings"`
 	// BacklogMessages and BacklogBytes are what the source holds in the
-	// queues in scope, as its HTTP API last counted them.
+	// queues in scope: messages as counted now, bytes as the HTTP API
+	// counts them (see backlog). UnsizedMessages are messages whose size
+	// the API had not counted yet; BacklogBytes leaves them out.
 	BacklogMessages int   `json:"backlog_messages"`
 	BacklogBytes    int64 `json:"backlog_bytes"`
+	UnsizedMessages int   `json:"unsized_messages,omitempty"`
 }
 
 // NodeHeadroom is one target node's room for the backlog.
@@ -108,6 +112,14 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 	for _, q := range backlog {
 		rep.BacklogMessages += q.Messages
 		rep.BacklogBytes += q.Bytes
+		if q.Bytes == 0 && q.Messages > 0 {
+			rep.UnsizedMessages += q.Messages
+		}
+	}
+	if rep.UnsizedMessages > 0 {
+		add("backlog size", true, "warning: the source's HTTP API has not yet counted the size of %d of %d messages: disk headroom is judged without them",
+			rep.UnsizedMessages, rep.BacklogMessages)
+		slog.Warn("backlog size partly unknown", "unsized_messages", rep.UnsizedMessages)
 	}
 	for _, n := range rep.Nodes {
 		room := n.DiskFree - n.DiskFreeLimit
@@ -145,32 +157,65 @@ func nodes(ctx context.Context, api *broker.API) ([]NodeHeadroom, error) {
 	return out, nil
 }
 
+// backlogWait bounds how long backlog waits for the HTTP API's counts to
+// catch up (they lag by the stats interval, 5 s by default, and a quorum
+// queue's by its metrics tick, another 5 s).
+const backlogWait = 15 * time.Second
+
+// backlog reads each source queue's depth and size. A passive declare gives
+// the current depth; sizes come only from the HTTP API, whose counts lag.
+// While the API counts fewer messages than a passive declare finds, for
+// instance right after a backlog was published, it reads the API again, for
+// up to backlogWait. A queue still behind then has its size scaled from the
+// API's average message size, or none when the API has counted none of it.
 func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
-	var queues []struct {
-		Name     string `json:"name"`
-		Vhost    string `json:"vhost"`
-		Messages int    `json:"messages"`
-		Bytes    int64  `json:"message_bytes"`
-	}
-	if err := r.src.Get(ctx, "queues?columns=name,vhost,messages,message_bytes", &queues); err != nil {
-		return nil, fmt.Errorf("list source queues: %w", err)
-	}
-	// The HTTP counts lag (a quorum queue's by a 5s tick); a passive declare
-	// is current. Either can be low, so take the larger.
 	depths := broker.NewDepths(r.opts.Source)
 	defer depths.Close()
-	var out []QueueBacklog
-	for _, q := range queues {
-		if len(r.opts.Vhosts) > 0 && !slices.Contains(r.opts.Vhosts, q.Vhost) {
-			continue
+	deadline := time.Now().Add(backlogWait)
+	for {
+		var queues []struct {
+			Name     string `json:"name"`
+			Vhost    string `json:"vhost"`
+			Messages int    `json:"messages"`
+			Bytes    int64  `json:"message_bytes"`
 		}
-		ready, _, err := depths.Depth(ctx, q.Vhost, q.Name)
-		if err != nil && !errors.Is(err, broker.ErrNoQueue) {
-			return nil, err
+		if err := r.src.Get(ctx, "queues?columns=name,vhost,messages,message_bytes", &queues); err != nil {
+			return nil, fmt.Errorf("list source queues: %w", err)
 		}
-		if n := max(ready, q.Messages); n > 0 {
-			out = append(out, QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n, Bytes: q.Bytes})
+		var out []QueueBacklog
+		behind := 0
+		for _, q := range queues {
+			if len(r.opts.Vhosts) > 0 && !slices.Contains(r.opts.Vhosts, q.Vhost) {
+				continue
+			}
+			// Either count can be low (a quorum queue's leader may answer a
+			// passive declare with 0 while busy), so take the larger.
+			ready, _, err := depths.Depth(ctx, q.Vhost, q.Name)
+			if err != nil && !errors.Is(err, broker.ErrNoQueue) {
+				return nil, err
+			}
+			n := max(ready, q.Messages)
+			if n == 0 {
+				continue
+			}
+			b := QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n, Bytes: q.Bytes}
+			if q.Messages < n {
+				behind++
+				if q.Messages > 0 {
+					b.Bytes = q.Bytes * int64(n) / int64(q.Messages)
+				} else {
+					b.Bytes = 0
+				}
+			}
+			out = append(out, b)
+		}
+		if behind == 0 || time.Now().After(deadline) {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
 		}
 	}
-	return out, nil
 }
