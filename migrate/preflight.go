@@ -165,9 +165,10 @@ const backlogWait = 15 * time.Second
 // backlog reads each source queue's depth and size. A passive declare gives
 // the current depth; sizes come only from the HTTP API, whose counts lag.
 // While the API counts fewer messages than a passive declare finds, for
-// instance right after a backlog was published, it reads the API again, for
-// up to backlogWait. A queue still behind then has its size scaled from the
-// API's average message size, or none when the API has counted none of it.
+// instance right after a backlog was published, or reports a queue's
+// messages but not yet their bytes, it reads the API again, for up to
+// backlogWait. A queue still behind then has its size scaled from the API's
+// average message size, or none when the API has sized none of it.
 func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
 	depths := broker.NewDepths(r.opts.Source)
 	defer depths.Close()
@@ -199,13 +200,16 @@ func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
 				continue
 			}
 			b := QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n, Bytes: q.Bytes}
-			if q.Messages < n {
+			switch {
+			case q.Bytes == 0 || q.Messages == 0:
+				// Not sized yet: a quorum queue reports its count a tick
+				// before its bytes. (A backlog of empty bodies looks the
+				// same, costs a wait, and is reported as unsized.)
 				behind++
-				if q.Messages > 0 {
-					b.Bytes = q.Bytes * int64(n) / int64(q.Messages)
-				} else {
-					b.Bytes = 0
-				}
+				b.Bytes = 0
+			case q.Messages < n:
+				behind++
+				b.Bytes = q.Bytes * int64(n) / int64(q.Messages)
 			}
 			out = append(out, b)
 		}
