@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -166,4 +167,17 @@ func TestMigrateStopsOnIncompatibleArgumentsBeforeChangingAnything(t *testing.T)
 		var vh map[string]any
 		require.Error(t, e.TargetAPI.Get(context.Background(), "vhosts/"+v, &vh), "nothing imported")
 	}
+}
+
+func TestMigrateStopsOnUnknownVhostInPreflight(t *testing.T) {
+	e := brokertest.New(t)
+	opts := migrate.Options{Source: e.Source, Target: e.Target, Vhosts: []string{e.Vhost, e.Vhost + "-typo"}}
+	opts.StatePath = t.TempDir() + "/migrate.json"
+
+	sum, err := migrate.Run(context.Background(), opts)
+	require.Error(t, err, "a mistyped vhost must stop the migration, not select nothing")
+	assert.Equal(t, migrate.Preflight, migrate.FailedPhase(err))
+	assert.Contains(t, err.Error(), fmt.Sprintf("no vhost %q", e.Vhost+"-typo"))
+	assert.NotContains(t, err.Error(), "preflight: preflight", "the phase is named once")
+	assert.Nil(t, sum.Plan, "nothing planned or imported")
 }

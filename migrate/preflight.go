@@ -50,7 +50,7 @@ type QueueBacklog struct {
 }
 
 // ErrPreflight marks a broker unfit for the migration.
-var ErrPreflight = errors.New("preflight failed")
+var ErrPreflight = errors.New("the brokers are not ready for the migration")
 
 // diskFactor is the disk headroom asked of each target node per byte of
 // backlog: every quorum queue member keeps a full copy, written to the WAL
@@ -69,6 +69,11 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 	}
 	add := func(check string, ok bool, detail string, args ...any) {
 		rep.Findings = append(rep.Findings, definitions.Finding{Check: check, OK: ok, Detail: fmt.Sprintf(detail, args...)})
+	}
+
+	// A mistyped --vhost would select nothing and report success.
+	if err := r.src.CheckVhosts(ctx, r.opts.Vhosts); err != nil {
+		add("vhosts", false, "--vhost: %v", err)
 	}
 
 	// The shovel plugin must run where the shovels will.
@@ -122,6 +127,9 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		slog.Warn("backlog size partly unknown", "unsized_messages", rep.UnsizedMessages)
 	}
 	for _, n := range rep.Nodes {
+		if !n.Running {
+			continue // reported above; its disk and memory figures are zero
+		}
 		room := n.DiskFree - n.DiskFreeLimit
 		need := diskFactor * rep.BacklogBytes
 		add("disk headroom", room >= need, "target node %s: %s free above its limit, the backlog needs %s", n.Name, mib(room), mib(need))
@@ -173,6 +181,7 @@ func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
 	depths := broker.NewDepths(r.opts.Source)
 	defer depths.Close()
 	deadline := time.Now().Add(backlogWait)
+	told := false
 	for {
 		var queues []struct {
 			Name     string `json:"name"`
@@ -215,6 +224,10 @@ func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
 		}
 		if behind == 0 || time.Now().After(deadline) {
 			return out, nil
+		}
+		if !told {
+			told = true
+			slog.Info("waiting for the source's HTTP API to count the backlog's size", "queues_behind", behind, "at_most", backlogWait)
 		}
 		select {
 		case <-ctx.Done():

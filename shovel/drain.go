@@ -197,6 +197,10 @@ type workItem struct {
 // run left unfinished, and the clients other than warren attached to any
 // queue in scope.
 func (d *drainer) discover(ctx context.Context) (work []workItem, skipped, live []string, err error) {
+	// A mistyped --vhost would select no queue and report success.
+	if err := d.srcAPI.CheckVhosts(ctx, d.opts.Vhosts); err != nil {
+		return nil, nil, nil, err
+	}
 	var queues []struct {
 		Name      string `json:"name"`
 		Vhost     string `json:"vhost"`

@@ -232,6 +232,19 @@ func TestDrainFromSourceSide(t *testing.T) {
 	assert.Len(t, consumeAll(t, dst, "q"), 300)
 }
 
+func TestDrainRefusesUnknownVhost(t *testing.T) {
+	e := brokertest.New(t)
+	src := e.Channel(t, e.Source, 0)
+	declare(t, src, "kept", nil)
+	publish(t, src, "kept", backlog(3, func(int) int { return 10 }))
+
+	_, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost+"-typo"))
+	require.Error(t, err, "a mistyped vhost must not drain nothing and succeed")
+	assert.Contains(t, err.Error(), fmt.Sprintf("no vhost %q", e.Vhost+"-typo"))
+	assert.Contains(t, err.Error(), e.Vhost, "the error lists the vhosts the source has")
+	assert.Equal(t, 3, depth(t, src, "kept"))
+}
+
 func TestDrainRefusesMissingTargetQueue(t *testing.T) {
 	e := brokertest.New(t)
 	src := e.Channel(t, e.Source, 0)
