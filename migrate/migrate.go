@@ -158,7 +158,11 @@ func (r *runner) definitions(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if !r.opts.DryRun {
-		if err := recordPlan(r.opts.StatePath, r.opts.Plan); err != nil {
+		var vhosts []string
+		for _, v := range plan.Want().Objects(definitions.KindVhost) {
+			vhosts = append(vhosts, v.Name())
+		}
+		if err := recordPlan(r.opts.StatePath, vhosts, r.opts.Plan); err != nil {
 			return "", err
 		}
 	}

@@ -181,3 +181,39 @@ func TestMigrateStopsOnUnknownVhostInPreflight(t *testing.T) {
 	assert.NotContains(t, err.Error(), "preflight: preflight", "the phase is named once")
 	assert.Nil(t, sum.Plan, "nothing planned or imported")
 }
+
+// A cutover in batches may make different choices per batch; what each
+// batch imported is what verify must expect, not the last batch's choices.
+func TestExpectedFollowsEachBatchsChoices(t *testing.T) {
+	e := brokertest.New(t)
+	ctx := context.Background()
+	state := t.TempDir() + "/migrate.json"
+	var all []string
+	for _, choice := range []string{definitions.IncompatibleKeepClassic, definitions.IncompatibleDropArguments} {
+		topo, _ := seed(t, e, 0)
+		opts := options(e, topo)
+		opts.Plan.Incompatible = choice
+		opts.StatePath = state
+		opts.SkipVerify = true
+		_, err := migrate.Run(ctx, opts)
+		require.NoError(t, err, choice)
+		all = append(all, topo.Vhosts...)
+	}
+
+	want, found, err := migrate.Expected(ctx, e.SourceAPI, state, all)
+	require.NoError(t, err)
+	require.True(t, found)
+	got, err := definitions.Export(ctx, e.TargetAPI)
+	require.NoError(t, err)
+	assert.Empty(t, definitions.Compare(want, got.Only(all...)), "both batches as imported")
+
+	// With the last batch's choices alone, the first batch would differ:
+	// that is what this test guards against.
+	last, err := migrate.Planned(ctx, e.SourceAPI, state, all, &definitions.Options{Incompatible: definitions.IncompatibleDropArguments})
+	require.NoError(t, err)
+	assert.NotEmpty(t, definitions.Compare(last.Want(), got.Only(all...)))
+
+	_, found, err = migrate.Expected(ctx, e.SourceAPI, t.TempDir()+"/none.json", all)
+	require.NoError(t, err)
+	assert.False(t, found, "no migration recorded")
+}

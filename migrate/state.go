@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
@@ -23,6 +24,10 @@ type snapshot struct {
 	// Plan is the choices the last migration was planned with, so that
 	// `warren verify` can expect what it imported without repeating them.
 	Plan *definitions.Options `json:"plan_options,omitempty"`
+	// PlanByVhost is the choices each vhost was last migrated with: a
+	// cutover in batches (--vhost a, then --vhost b --incompatible ...)
+	// made each batch's plan with its own.
+	PlanByVhost map[string]definitions.Options `json:"plan_options_by_vhost,omitempty"`
 }
 
 func loadSnapshot(path string) (*snapshot, error) {
@@ -114,17 +119,9 @@ func Planned(ctx context.Context, src *broker.API, statePath string, vhosts []st
 	return definitions.NewPlan(defs, o)
 }
 
-// RecordedPlan returns the plan choices the last migration recorded at
-// statePath, nil when there are none.
-func RecordedPlan(statePath string) (*definitions.Options, error) {
-	snap, err := loadSnapshot(statePath)
-	if err != nil || snap == nil {
-		return nil, err
-	}
-	return snap.Plan, nil
-}
-
-func recordPlan(statePath string, o definitions.Options) error {
+// recordPlan records o as the choices of the last migration and of each of
+// its vhosts.
+func recordPlan(statePath string, vhosts []string, o definitions.Options) error {
 	snap, err := loadSnapshot(statePath)
 	if err != nil {
 		return err
@@ -133,5 +130,61 @@ func recordPlan(statePath string, o definitions.Options) error {
 		snap = &snapshot{}
 	}
 	snap.Plan = &o
+	if snap.PlanByVhost == nil {
+		snap.PlanByVhost = map[string]definitions.Options{}
+	}
+	for _, v := range vhosts {
+		snap.PlanByVhost[v] = o
+	}
 	return saveSnapshot(statePath, snap)
+}
+
+// Expected returns the definitions that the migrations recorded at
+// statePath imported into vhosts (every vhost of the source when empty):
+// each vhost planned as Planned does, with the choices its own migration
+// recorded, or the last migration's for a vhost none recorded. found is
+// false when no migration is recorded there.
+func Expected(ctx context.Context, src *broker.API, statePath string, vhosts []string) (want *definitions.Definitions, found bool, err error) {
+	snap, err := loadSnapshot(statePath)
+	if err != nil || snap == nil || (snap.Plan == nil && len(snap.PlanByVhost) == 0) {
+		return nil, false, err
+	}
+	if len(vhosts) == 0 {
+		if vhosts, err = src.ListVhosts(ctx); err != nil {
+			return nil, true, err
+		}
+	}
+	// Group the vhosts by their choices, so that each set is planned once.
+	var fallback definitions.Options
+	if snap.Plan != nil {
+		fallback = *snap.Plan
+	}
+	var order []string
+	groups := map[string][]string{}
+	choices := map[string]definitions.Options{}
+	for _, v := range vhosts {
+		o, ok := snap.PlanByVhost[v]
+		if !ok {
+			o = fallback
+		}
+		key := fmt.Sprintf("%+v", o)
+		if _, seen := groups[key]; !seen {
+			order = append(order, key)
+			choices[key] = o
+		}
+		groups[key] = append(groups[key], v)
+	}
+	want = definitions.New()
+	for _, key := range order {
+		o := choices[key]
+		plan, err := Planned(ctx, src, statePath, groups[key], &o)
+		if err != nil {
+			return nil, true, err
+		}
+		if err := plan.Err(); err != nil {
+			return nil, true, fmt.Errorf("vhosts %s with the recorded choices: %w", strings.Join(groups[key], ", "), err)
+		}
+		want = union(want, plan.Want())
+	}
+	return want, true, nil
 }

@@ -152,19 +152,25 @@ func expectMigration(cmd *cobra.Command, opts *verify.Options) error {
 			choices = &opts.Plan
 		}
 	}
-	if choices == nil {
-		recorded, err := migrate.RecordedPlan(path)
-		if err != nil {
-			return withCode(exitUsage, err)
-		}
-		if recorded == nil {
-			return nil // no migration recorded: verify plans from the export itself
-		}
-		slog.Info("expecting the definitions of the recorded migration", "state", path)
-	}
 	srcAPI, err := opts.Source.NewAPI()
 	if err != nil {
 		return withCode(exitUsage, err)
+	}
+	if choices == nil {
+		// Each vhost as its own migration planned it: a cutover in
+		// batches may have made different choices per batch.
+		want, found, err := migrate.Expected(cmd.Context(), srcAPI, path, opts.Vhosts)
+		if definitions.ClassOf(err) == definitions.ClassConflict {
+			return withCode(exitUsage, fmt.Errorf("the recorded migration's plan does not apply; pass the choices the migration was made with (--incompatible, --keep-classic, ...): %w", err))
+		}
+		if err != nil {
+			return withCode(exitVerification, fmt.Errorf("plan the expected definitions: %w", err))
+		}
+		if found {
+			slog.Info("expecting the definitions of the recorded migration", "state", path)
+			opts.Want = want
+		}
+		return nil // without a recorded migration, verify plans from the export itself
 	}
 	plan, err := migrate.Planned(cmd.Context(), srcAPI, path, opts.Vhosts, choices)
 	if err != nil {
