@@ -258,6 +258,7 @@ func (r *runner) verify(ctx context.Context) (string, error) {
 		for _, q := range r.sum.Drain.Queues {
 			o.DrainReport = append(o.DrainReport, verify.QueueCount{
 				Vhost: q.Vhost, Queue: q.Queue, SourceBefore: q.SourceBefore, TargetBefore: q.TargetBefore, Moved: q.Moved,
+				SourceDeleted: q.SourceDeleted,
 			})
 		}
 	}

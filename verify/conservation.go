@@ -23,10 +23,13 @@ type QueueCount struct {
 	TargetBefore int `json:"target_before"`
 	// Moved is how many messages the drain saw arrive on the target.
 	Moved int `json:"moved"`
+	// SourceDeleted: the source queue was auto-delete and went away with
+	// the drain's shovel, so the source's export no longer has it.
+	SourceDeleted bool `json:"source_deleted,omitempty"`
 }
 
 // ReadDrainReport reads the per-queue counts from a drain's JSON report.
-// Fields other than "queues" and its five counts are ignored.
+// Fields other than "queues" and its counts are ignored.
 func ReadDrainReport(r io.Reader) ([]QueueCount, error) {
 	var doc struct {
 		Queues *[]QueueCount `json:"queues"`

@@ -21,10 +21,12 @@ import (
 func TestReadDrainReport(t *testing.T) {
 	// The shape `warren drain -o json` writes, with fields verify ignores.
 	counts, err := ReadDrainReport(strings.NewReader(`{"side":"x","queues":[
-		{"vhost":"/","queue":"orders","shovel":"s","source_before":3,"target_before":2,"moved":3,"target_after":5,"status":"drained"}],
-		"messages":3}`))
+		{"vhost":"/","queue":"orders","shovel":"s","source_before":3,"target_before":2,"moved":3,"target_after":5,"status":"drained"},
+		{"vhost":"/","queue":"cache","source_before":1,"target_before":0,"moved":1,"source_deleted":true}],
+		"messages":4}`))
 	require.NoError(t, err)
-	assert.Equal(t, []QueueCount{{Vhost: "/", Queue: "orders", SourceBefore: 3, TargetBefore: 2, Moved: 3}}, counts)
+	assert.Equal(t, []QueueCount{{Vhost: "/", Queue: "orders", SourceBefore: 3, TargetBefore: 2, Moved: 3},
+		{Vhost: "/", Queue: "cache", SourceBefore: 1, Moved: 1, SourceDeleted: true}}, counts)
 
 	for doc, want := range map[string]string{
 		`not json`:                   "not the JSON",

@@ -57,6 +57,7 @@ func (s *session) definitions(ctx context.Context) {
 	if want == nil {
 		return
 	}
+	want = s.adoptDrainedAway(want, got)
 	byKind := map[definitions.Kind][]string{}
 	for _, d := range definitions.Compare(want, got) {
 		if strings.Contains(d.ID, Prefix) {
@@ -86,4 +87,40 @@ func validPlan(o definitions.Options) error {
 		return fmt.Errorf("verify: plan options: %w", err)
 	}
 	return nil
+}
+
+// adoptDrainedAway adds to want, as the target holds them, the queues the
+// drain report says the drain deleted from the source (auto-delete queues
+// go with their last consumer, the shovel), with the bindings into them.
+// The source's export no longer has them, so without this a correct
+// migration would show them as unexpected on the target. Their contents
+// are the conservation check's business.
+func (s *session) adoptDrainedAway(want, got *definitions.Definitions) *definitions.Definitions {
+	gone := map[string]bool{}
+	for _, q := range s.opts.DrainReport {
+		if q.SourceDeleted {
+			gone[q.Vhost+"\x00"+q.Queue] = true
+		}
+	}
+	if len(gone) == 0 {
+		return want
+	}
+	out := want.Clone()
+	for _, q := range got.Objects(definitions.KindQueue) {
+		id := definitions.ID(definitions.KindQueue, q)
+		if gone[q.Vhost()+"\x00"+q.Name()] {
+			if _, ok := out.Find(definitions.KindQueue, id); !ok {
+				out.Add(definitions.KindQueue, q.Clone())
+			}
+		}
+	}
+	for _, b := range got.Objects(definitions.KindBinding) {
+		id := definitions.ID(definitions.KindBinding, b)
+		if b.Str("destination_type") == "queue" && gone[b.Vhost()+"\x00"+b.Str("destination")] {
+			if _, ok := out.Find(definitions.KindBinding, id); !ok {
+				out.Add(definitions.KindBinding, b.Clone())
+			}
+		}
+	}
+	return out
 }

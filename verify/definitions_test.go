@@ -97,3 +97,34 @@ func TestDefinitionsNeedASourceAndValidChoices(t *testing.T) {
 	_, err := Run(context.Background(), o)
 	assert.ErrorContains(t, err, "sideways", "bad plan choices are refused before any check runs")
 }
+
+// A queue the drain deleted from the source (auto-delete, gone with the
+// shovel) is on the target only. With the drain report saying so it is
+// expected; without it, or when the report does not say the drain deleted
+// it, it is unexpected.
+func TestDefinitionsExpectQueuesTheDrainDeleted(t *testing.T) {
+	e := brokertest.New(t)
+	ch := e.Channel(t, e.Target, 0)
+	require.NoError(t, ch.ExchangeDeclare("fan", "fanout", true, false, false, false, nil))
+	_, err := ch.QueueDeclare("cache.autodelete", false, true, false, false, amqp.Table{"x-queue-type": "classic"})
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind("cache.autodelete", "", "fan", false, nil))
+	sch := e.Channel(t, e.Source, 0)
+	require.NoError(t, sch.ExchangeDeclare("fan", "fanout", true, false, false, false, nil))
+
+	o := options(t, e, AreaDefinitions)
+	o.Plan = definitions.Options{KeepVhostDefaultQueueType: true}
+	r := run(t, o)
+	assert.Equal(t, Fail, find(t, r, "definitions queue").Status, "without a drain report the queue is unexpected")
+	assert.Equal(t, Fail, find(t, r, "definitions binding").Status)
+
+	o.DrainReport = []QueueCount{{Vhost: e.Vhost, Queue: "cache.autodelete", SourceBefore: 3, Moved: 3}}
+	assert.Equal(t, Fail, find(t, run(t, o), "definitions queue").Status, "drained, but not deleted by the drain")
+
+	o.DrainReport[0].SourceDeleted = true
+	r = run(t, o)
+	require.NoError(t, r.Err())
+	assert.Equal(t, Pass, find(t, r, "definitions queue").Status)
+	assert.Equal(t, Pass, find(t, r, "definitions binding").Status)
+	assert.Empty(t, r.Differences)
+}
