@@ -109,6 +109,11 @@ var ErrLiveClients = errors.New("clients are still attached to the source")
 // ErrNotConserved is returned when a queue's counts do not add up.
 var ErrNotConserved = errors.New("message counts not conserved")
 
+// ErrInterrupted is returned when the drain's context is cancelled (Ctrl-C,
+// SIGTERM) before every queue finished. Nothing is lost: started shovels
+// keep moving messages, and the same command run again resumes.
+var ErrInterrupted = errors.New("drain interrupted")
+
 type drainer struct {
 	opts           Options
 	srcAPI, dstAPI *broker.API
@@ -166,7 +171,7 @@ func Drain(ctx context.Context, opts Options) (*Report, error) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				results[i] = QueueResult{Vhost: q.vhost, Queue: q.name, Shovel: Name(q.name), Status: StatusFailed, Detail: ctx.Err().Error()}
+				results[i] = QueueResult{Vhost: q.vhost, Queue: q.name, Shovel: Name(q.name), Status: StatusInterrupted, Detail: "not started before the interrupt"}
 				return
 			}
 			defer func() { <-sem }()
@@ -184,6 +189,17 @@ func Drain(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if len(failed) > 0 {
 		return report, fmt.Errorf("%w: %d of %d queues: %s", ErrNotConserved, len(failed), len(results), strings.Join(failed, "; "))
+	}
+	interrupted := 0
+	for _, r := range results {
+		if r.Status == StatusInterrupted {
+			interrupted++
+		}
+	}
+	if interrupted > 0 {
+		return report, fmt.Errorf("%w: %d of %d queues unfinished. Nothing is lost: shovels already started keep moving messages, "+
+			"and running the same command again resumes with the first run's counts (or `warren drain --abort` removes warren's shovels)",
+			ErrInterrupted, interrupted, len(results))
 	}
 	return report, nil
 }
@@ -415,7 +431,11 @@ func (d *drainer) queue(ctx context.Context, w workItem) QueueResult {
 			err = perr
 		}
 	}
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		r.Status, r.Detail = StatusInterrupted, err.Error()
+		slog.Warn("queue drain interrupted", "vhost", w.vhost, "queue", w.name)
+	case err != nil:
 		r.Status, r.Detail = StatusFailed, err.Error()
 		slog.Error("queue not drained", "vhost", w.vhost, "queue", w.name, "err", err)
 	}

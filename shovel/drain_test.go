@@ -328,9 +328,16 @@ func interrupt(t *testing.T, e *brokertest.Env, opts shovel.Options) {
 		})
 		cancel()
 	}()
-	_, err := shovel.Drain(ctx, opts)
-	require.ErrorIs(t, err, shovel.ErrNotConserved)
-	assert.Contains(t, err.Error(), "run the same command again")
+	report, err := shovel.Drain(ctx, opts)
+	require.ErrorIs(t, err, shovel.ErrInterrupted, "an interrupt is not a count failure")
+	assert.NotErrorIs(t, err, shovel.ErrNotConserved)
+	assert.Contains(t, err.Error(), "the same command again resumes")
+	assert.Contains(t, err.Error(), "Nothing is lost")
+	require.NotNil(t, report)
+	for _, q := range report.Queues {
+		assert.Equal(t, shovel.StatusInterrupted, q.Status, q.Queue)
+	}
+	assert.Empty(t, report.Failed(), "interrupted queues are not failed ones")
 }
 
 func bigBacklog(t *testing.T, e *brokertest.Env, n int) (src, dst *amqp.Channel, opts shovel.Options) {

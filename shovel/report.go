@@ -7,6 +7,10 @@ const (
 	StatusDrained = "drained" // every message arrived; shovel removed
 	StatusFailed  = "failed"  // see Detail; the shovel may be left running to finish
 	StatusPending = "running" // in the state file: a run was interrupted here
+	// StatusInterrupted: the run was stopped (Ctrl-C, SIGTERM) before this
+	// queue finished. A shovel already started keeps moving messages; the
+	// same command run again resumes with the first run's counts.
+	StatusInterrupted = "interrupted"
 )
 
 // QueueResult is one queue's drain, as reported and as kept in the state
@@ -64,7 +68,7 @@ func (r *Report) finish(start time.Time) {
 func (r *Report) Failed() []QueueResult {
 	var out []QueueResult
 	for _, q := range r.Queues {
-		if q.Status != StatusDrained {
+		if q.Status != StatusDrained && q.Status != StatusInterrupted {
 			out = append(out, q)
 		}
 	}

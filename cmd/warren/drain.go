@@ -123,6 +123,8 @@ func drainError(err error) error {
 		return nil
 	case errors.Is(err, shovel.ErrLiveClients):
 		return withCode(exitPreflight, err)
+	case errors.Is(err, shovel.ErrInterrupted):
+		return withCode(exitInterrupted, err)
 	case errors.Is(err, shovel.ErrNotConserved):
 		return withCode(exitDrain, err)
 	}

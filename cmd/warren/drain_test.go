@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,50 +64,64 @@ func count(t *testing.T, ch *amqp.Channel, queue string) int {
 	return q.Messages
 }
 
-// The drain process is killed (SIGKILL) half-way; the same command run
-// again finishes with the first run's counts.
+// The drain process is stopped half-way, by SIGKILL (a crash) or SIGINT
+// (Ctrl-C, which must say nothing is lost and exit 130, not report a count
+// failure); the same command run again finishes with the first run's
+// counts.
 func TestDrainKilledAndRunAgain(t *testing.T) {
 	e := brokertest.New(t)
-	const n = 8000
-	src, dst := fill(t, e, "work", n)
-	state := filepath.Join(t.TempDir(), "drain.json")
-	args := append([]string{"drain", "--vhost", e.Vhost, "--state-file", state, "--progress", "log"}, endpointArgs(e)...)
-
 	bin := filepath.Join(t.TempDir(), "warren")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, string(out))
-	// A small prefetch keeps the first run slow enough to be killed mid-way.
-	proc := exec.Command(bin, append(args, "--prefetch", "5")...)
-	proc.Stdout, proc.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, proc.Start())
-	brokertest.Eventually(t, 60*time.Second, func() error {
-		if count(t, dst, "work") == 0 {
-			return fmt.Errorf("nothing moved yet")
-		}
-		return nil
-	})
-	require.NoError(t, proc.Process.Kill())
-	_ = proc.Wait()
-	moved := count(t, dst, "work")
-	require.Less(t, moved, n, "the first run was meant to be killed before it finished")
 
-	code, stdout, stderr := warren(t, append(args, "-o", "json")...)
-	require.Equal(t, 0, code, stderr)
-	var report shovel.Report
-	require.NoError(t, json.Unmarshal([]byte(stdout), &report))
-	require.Len(t, report.Queues, 1)
-	q := report.Queues[0]
-	assert.True(t, q.Resumed)
-	assert.Equal(t, n, q.SourceBefore)
-	assert.Equal(t, n, q.Moved)
-	assert.Equal(t, n, count(t, dst, "work"))
-	assert.Zero(t, count(t, src, "work"))
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			const n = 8000
+			queue := "work-" + strconv.Itoa(int(sig))
+			src, dst := fill(t, e, queue, n)
+			state := filepath.Join(t.TempDir(), "drain.json")
+			args := append([]string{"drain", "--vhost", e.Vhost, "--state-file", state, "--progress", "log"}, endpointArgs(e)...)
 
-	// And once more: nothing to do.
-	code, stdout, stderr = warren(t, args...)
-	require.Equal(t, 0, code, stderr)
-	assert.Contains(t, stdout, "nothing to drain")
+			// A small prefetch keeps the first run slow enough to stop mid-way.
+			proc := exec.Command(bin, append(args, "--prefetch", "5")...)
+			var stderr bytes.Buffer
+			proc.Stdout, proc.Stderr = os.Stderr, io.MultiWriter(os.Stderr, &stderr)
+			require.NoError(t, proc.Start())
+			brokertest.Eventually(t, 60*time.Second, func() error {
+				if count(t, dst, queue) == 0 {
+					return fmt.Errorf("nothing moved yet")
+				}
+				return nil
+			})
+			require.NoError(t, proc.Process.Signal(sig))
+			_ = proc.Wait()
+			moved := count(t, dst, queue)
+			require.Less(t, moved, n, "the first run was meant to be stopped before it finished")
+			if sig == syscall.SIGINT {
+				assert.Equal(t, 130, proc.ProcessState.ExitCode())
+				assert.Contains(t, stderr.String(), "Nothing is lost")
+				assert.NotContains(t, stderr.String(), "not conserved")
+			}
+
+			code, stdout, errOut := warren(t, append(args, "-o", "json")...)
+			require.Equal(t, 0, code, errOut)
+			var report shovel.Report
+			require.NoError(t, json.Unmarshal([]byte(stdout), &report))
+			require.Len(t, report.Queues, 1)
+			q := report.Queues[0]
+			assert.True(t, q.Resumed)
+			assert.Equal(t, n, q.SourceBefore)
+			assert.Equal(t, n, q.Moved)
+			assert.Equal(t, n, count(t, dst, queue))
+			assert.Zero(t, count(t, src, queue))
+
+			// And once more: nothing to do.
+			code, stdout, errOut = warren(t, args...)
+			require.Equal(t, 0, code, errOut)
+			assert.Contains(t, stdout, "nothing to drain")
+		})
+	}
 }
 
 func TestDrainExitCodes(t *testing.T) {

@@ -24,6 +24,9 @@ const (
 	exitConflict     = 4 // the plan conflicts with the target, or is unsafe
 	exitDrain        = 5 // moving messages failed or counts did not match
 	exitVerification = 6 // a verification check failed
+	// exitInterrupted is the shell's code for a run stopped by SIGINT: a
+	// drain stopped so resumes when run again.
+	exitInterrupted = 130
 )
 
 // exitError carries an exit code up to main.
