@@ -217,3 +217,31 @@ func TestExpectedFollowsEachBatchsChoices(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, found, "no migration recorded")
 }
+
+// A consumer still attached to a source queue stops the migration in
+// preflight, before anything is imported, in a dry run too.
+func TestMigrateRefusesLiveClientsBeforeChangingAnything(t *testing.T) {
+	e := brokertest.New(t)
+	topo, _ := seed(t, e, 0)
+	shop := topo.Vhost(fixture.Shop)
+	conn, err := e.Source.Dial(context.Background(), shop)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	_, err = ch.Consume("orders.created", "still-here", false, false, false, false, nil)
+	require.NoError(t, err)
+
+	for _, dry := range []bool{true, false} {
+		opts := options(e, topo)
+		opts.DryRun = dry
+		sum, err := migrate.Run(context.Background(), opts)
+		require.Error(t, err, "dry run %v", dry)
+		assert.Equal(t, migrate.Preflight, migrate.FailedPhase(err))
+		assert.Contains(t, err.Error(), "consumer")
+		assert.Contains(t, err.Error(), "--allow-live")
+		assert.Nil(t, sum.Plan, "nothing planned or imported")
+	}
+	var vh map[string]any
+	require.Error(t, e.TargetAPI.Get(context.Background(), "vhosts/"+shop, &vh), "nothing imported")
+}

@@ -109,6 +109,14 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		}
 	}
 
+	// Clients still attached would make the drain refuse after the import;
+	// refuse now, before anything changes (and say so in a dry run).
+	if err := shovel.CheckLive(ctx, r.drainOptions()); errors.Is(err, shovel.ErrLiveClients) {
+		add("live clients", false, "%v", err)
+	} else if err != nil {
+		return "", err
+	}
+
 	backlog, err := r.backlog(ctx)
 	if err != nil {
 		return "", err

@@ -128,22 +128,12 @@ type drainer struct {
 // after a complete one.
 func Drain(ctx context.Context, opts Options) (*Report, error) {
 	start := time.Now()
-	if err := opts.defaults(); err != nil {
+	d, err := newDrainer(opts)
+	if err != nil {
 		return nil, err
 	}
-	d := &drainer{opts: opts, src: broker.NewDepths(opts.Source), dst: broker.NewDepths(opts.Target)}
-	defer d.src.Close()
-	defer d.dst.Close()
-	var err error
-	if d.srcAPI, err = opts.Source.NewAPI(); err != nil {
-		return nil, err
-	}
-	if d.dstAPI, err = opts.Target.NewAPI(); err != nil {
-		return nil, err
-	}
-	if d.state, err = OpenState(opts.StatePath); err != nil {
-		return nil, err
-	}
+	defer d.close()
+	opts = d.opts
 	report := &Report{Side: opts.Side, Parallel: opts.Parallel}
 
 	work, skipped, live, err := d.discover(ctx)
@@ -207,6 +197,46 @@ func Drain(ctx context.Context, opts Options) (*Report, error) {
 type workItem struct {
 	vhost, name string
 	resume      bool // a state entry or a shovel of ours exists
+}
+
+func newDrainer(opts Options) (*drainer, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	d := &drainer{opts: opts, src: broker.NewDepths(opts.Source), dst: broker.NewDepths(opts.Target)}
+	var err error
+	if d.srcAPI, err = opts.Source.NewAPI(); err == nil {
+		if d.dstAPI, err = opts.Target.NewAPI(); err == nil {
+			d.state, err = OpenState(opts.StatePath)
+		}
+	}
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *drainer) close() {
+	d.src.Close()
+	d.dst.Close()
+}
+
+// CheckLive returns ErrLiveClients, as Drain would before moving anything,
+// when consumers or other connections are attached to source queues in
+// scope and opts.AllowLive is not set. It changes nothing, so that a
+// migration can refuse before it imports anything.
+func CheckLive(ctx context.Context, opts Options) error {
+	d, err := newDrainer(opts)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	_, _, live, err := d.discover(ctx)
+	if err != nil {
+		return err
+	}
+	return d.checkLive(live)
 }
 
 // discover lists the source queues that hold messages, plus those a previous
