@@ -518,6 +518,9 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem) (QueueResult, erro
 		if err != nil {
 			return r, err
 		}
+		if err := d.checkRoom(ctx, w, srcNow, targetNow); err != nil {
+			return r, err
+		}
 		r.SourceBefore, r.TargetBefore = srcNow, targetNow
 		r.Status = StatusPending
 		// Record before declaring, so a kill from here on can resume.
@@ -826,4 +829,43 @@ func Abort(ctx context.Context, opts Options) ([]Info, error) {
 		}
 	}
 	return removed, nil
+}
+
+// checkRoom refuses, before anything moves, a target queue whose length
+// limit would drop messages: with the default overflow (drop-head) a queue
+// at its max-length silently discards its oldest messages, so the shovel's
+// confirms would not mean the messages are kept. This happens when the
+// target's queue already existed with other limits (a skipped conflict) or
+// a target policy caps it.
+func (d *drainer) checkRoom(ctx context.Context, w workItem, incoming, there int) error {
+	var q struct {
+		Arguments map[string]any `json:"arguments"`
+		Effective map[string]any `json:"effective_policy_definition"`
+	}
+	path := "queues/" + broker.PathEscape(w.vhost) + "/" + broker.PathEscape(w.name)
+	if err := d.dstAPI.Get(ctx, path, &q); err != nil {
+		return fmt.Errorf("read the target queue's limits: %w", err)
+	}
+	overflow, _ := q.Arguments["x-overflow"].(string)
+	if overflow == "" {
+		overflow, _ = q.Effective["overflow"].(string)
+	}
+	if overflow != "" && overflow != "drop-head" {
+		return nil // reject-publish(-dlx): the shovel's publishes are refused, nothing is dropped silently
+	}
+	limit, source := -1, ""
+	for _, l := range []struct {
+		v    any
+		from string
+	}{{q.Arguments["x-max-length"], "argument x-max-length"}, {q.Effective["max-length"], "policy max-length"}} {
+		if n, ok := l.v.(float64); ok && (limit < 0 || int(n) < limit) {
+			limit, source = int(n), l.from
+		}
+	}
+	if limit < 0 || there+incoming <= limit {
+		return nil
+	}
+	return fmt.Errorf("target queue %q in vhost %q holds at most %d messages (%s, overflow drop-head) and would drop %d of the %d it would then hold; "+
+		"nothing was moved: raise or remove the limit on the target (or empty the queue there), then run again",
+		w.name, w.vhost, limit, source, there+incoming-limit, there+incoming)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -243,6 +244,53 @@ func TestDrainRefusesUnknownVhost(t *testing.T) {
 	assert.Contains(t, err.Error(), fmt.Sprintf("no vhost %q", e.Vhost+"-typo"))
 	assert.Contains(t, err.Error(), e.Vhost, "the error lists the vhosts the source has")
 	assert.Equal(t, 3, depth(t, src, "kept"))
+}
+
+// A target queue whose length limit would drop messages (it existed with
+// other arguments, or a target policy caps it) is refused before anything
+// moves: the shovel's confirms would not mean the messages are kept.
+func TestDrainRefusesTargetQueueThatWouldDropMessages(t *testing.T) {
+	e := brokertest.New(t)
+	src := e.Channel(t, e.Source, 0)
+	dst := e.Channel(t, e.Target, 0)
+	declare(t, src, "capped-arg", nil)
+	declare(t, dst, "capped-arg", amqp.Table{"x-max-length": 5})
+	declare(t, src, "capped-policy", nil)
+	declare(t, dst, "capped-policy", quorum)
+	declare(t, src, "roomy", nil)
+	declare(t, dst, "roomy", amqp.Table{"x-max-length": 10})
+	for _, q := range []string{"capped-arg", "capped-policy", "roomy"} {
+		publish(t, src, q, backlog(10, func(int) int { return 10 }))
+	}
+	require.NoError(t, e.TargetAPI.Do(context.Background(), http.MethodPut, "policies/"+e.Vhost+"/cap",
+		map[string]any{"pattern": "^capped-policy$", "apply-to": "queues", "definition": map[string]any{"max-length": 3}}, nil))
+	brokertest.Eventually(t, 10*time.Second, func() error {
+		var q struct {
+			Effective map[string]any `json:"effective_policy_definition"`
+		}
+		if err := e.TargetAPI.Get(context.Background(), "queues/"+e.Vhost+"/capped-policy", &q); err != nil {
+			return err
+		}
+		if q.Effective["max-length"] == nil {
+			return errors.New("policy not applied yet")
+		}
+		return nil
+	})
+
+	report, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+	require.ErrorIs(t, err, shovel.ErrNotConserved)
+	byQueue := map[string]shovel.QueueResult{}
+	for _, q := range report.Queues {
+		byQueue[q.Queue] = q
+	}
+	assert.Contains(t, byQueue["capped-arg"].Detail, "holds at most 5 messages (argument x-max-length")
+	assert.Contains(t, byQueue["capped-policy"].Detail, "holds at most 3 messages (policy max-length")
+	assert.Equal(t, shovel.StatusDrained, byQueue["roomy"].Status, "a limit with room for the backlog is fine")
+	for _, q := range []string{"capped-arg", "capped-policy"} {
+		assert.Equal(t, 10, depth(t, src, q), "nothing may leave the source for %s", q)
+		assert.Zero(t, depth(t, dst, q))
+	}
+	assert.Equal(t, 10, depth(t, dst, "roomy"))
 }
 
 func TestDrainRefusesMissingTargetQueue(t *testing.T) {
