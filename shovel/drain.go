@@ -552,6 +552,7 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 	lastMoved, lastChange := -1, time.Now()
 	var emptySince, reachedAt time.Time
 	lastRead := time.Now()
+	var lastWarned time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -570,10 +571,15 @@ func (d *drainer) watch(ctx context.Context, api *broker.API, r *QueueResult, ba
 			if time.Since(lastRead) > d.opts.StallTimeout {
 				return *r, fmt.Errorf("cannot read queue depths for %s: %w; the shovel is left running: fix the cause and run again, or `warren drain --abort`", d.opts.StallTimeout, err)
 			}
-			slog.Warn("reading queue depths", "vhost", r.Vhost, "queue", r.Queue, "err", err)
+			// Polls are frequent; say it once, then every 10 s while it lasts.
+			if time.Since(lastWarned) >= 10*time.Second {
+				lastWarned = time.Now()
+				slog.Warn("cannot read queue depths; retrying until the stall timeout", "vhost", r.Vhost, "queue", r.Queue,
+					"for", time.Since(lastRead).Round(time.Second), "stall_timeout", d.opts.StallTimeout, "err", err)
+			}
 			continue
 		}
-		lastRead = time.Now()
+		lastRead, lastWarned = time.Now(), time.Time{}
 		bar.Set(r.Moved)
 		if r.Moved != lastMoved {
 			lastMoved, lastChange = r.Moved, time.Now()
