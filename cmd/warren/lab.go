@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -114,6 +115,12 @@ Whatever an earlier seed with the same --prefix left on either side is
 removed first, so every run starts a migration afresh.`,
 		Args: cobra.NoArgs,
 		RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
+			if !seedPrefix.MatchString(prefix) {
+				return withCode(exitUsage, fmt.Errorf("--prefix %q: use letters, digits, '.', '_' and '-', starting with a letter or digit (it names vhosts and users)", prefix))
+			}
+			if perQueue < 0 {
+				return withCode(exitUsage, fmt.Errorf("--messages %d: give 0 or more messages per queue", perQueue))
+			}
 			ctx := cmd.Context()
 			src, err := l.SourceEndpoint().NewAPI()
 			if err != nil {
@@ -149,7 +156,7 @@ removed first, so every run starts a migration afresh.`,
 			return nil
 		}),
 	}
-	cmd.Flags().StringVar(&prefix, "prefix", "demo", "prefix of the fixture's vhosts and users")
+	cmd.Flags().StringVar(&prefix, "prefix", "demo", "prefix of the fixture's vhosts and users (a seed with the same prefix replaces it)")
 	cmd.Flags().IntVar(&perQueue, "messages", 100, "messages per queue")
 	return cmd
 }
@@ -165,3 +172,6 @@ func withLab[L any](load func() (L, error), run func(*cobra.Command, []string, L
 		return run(cmd, args, l)
 	}
 }
+
+// seedPrefix is what a fixture prefix may be: it names vhosts and users.
+var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)

@@ -41,6 +41,16 @@ func TestBadFlagsExitWithUsageCode(t *testing.T) {
 	code, _, stderr = warren(t, "lab", "status")
 	assert.Equal(t, exitUsage, code, "a bad value from the environment is a usage error too")
 	assert.Contains(t, stderr, "xml")
+	t.Setenv("WARREN_OUTPUT", "text")
+
+	// lab seed names vhosts and users after --prefix: refused before it
+	// touches a broker.
+	code, _, stderr = warren(t, "lab", "seed", "--prefix", "nc9 bad/x")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--prefix "nc9 bad/x"`)
+	code, _, stderr = warren(t, "lab", "seed", "--messages", "-5")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--messages -5")
 }
 
 func TestLabStatusReportsEveryNode(t *testing.T) {
