@@ -40,3 +40,31 @@ func TestPreflightNamesFederationPluginTheTargetLacks(t *testing.T) {
 		assert.True(t, f.OK, "%s: %s", f.Check, f.Detail)
 	}
 }
+
+// The broker's export order varies from run to run; the plan's must not.
+func TestPlanChangesAreSortedByKindThenID(t *testing.T) {
+	const doc = `{"rabbit_version":"3.10.8","vhosts":[{"name":"v"}],
+	 "queues":[
+	  {"vhost":"v","name":"zeta","durable":true,"auto_delete":false,"arguments":{"x-max-priority":5}},
+	  {"vhost":"v","name":"alpha","durable":true,"auto_delete":false,"arguments":{"x-queue-mode":"lazy"}},
+	  {"vhost":"v","name":"mid","durable":true,"auto_delete":false,"arguments":{}}],
+	 "policies":[{"vhost":"v","name":"ha","pattern":".*","apply-to":"queues","priority":0,"definition":{"ha-mode":"all"}}]}`
+	d, err := Load(strings.NewReader(doc), "")
+	require.NoError(t, err)
+	p, err := NewPlan(d, Options{})
+	require.NoError(t, err)
+	require.NotEmpty(t, p.Changes)
+	rank := map[Kind]int{}
+	for i, k := range Kinds {
+		rank[k] = i
+	}
+	for i := 1; i < len(p.Changes); i++ {
+		a, b := p.Changes[i-1], p.Changes[i]
+		assert.True(t, rank[a.Kind] < rank[b.Kind] || (a.Kind == b.Kind && a.ID <= b.ID), "%s %s before %s %s", a.Kind, a.ID, b.Kind, b.ID)
+	}
+	var blockers []string
+	for _, c := range p.Blockers() {
+		blockers = append(blockers, c.ID)
+	}
+	assert.Equal(t, []string{"v/alpha", "v/zeta"}, blockers)
+}

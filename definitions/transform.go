@@ -304,6 +304,19 @@ func NewPlan(src *Definitions, opts Options) (*Plan, error) {
 	}
 
 	p.transformPolicies()
+	// The broker's export lists objects in no stable order; the plan reads
+	// the same on every run: by kind in dependency order, then by ID.
+	rank := map[Kind]int{}
+	for i, k := range Kinds {
+		rank[k] = i
+	}
+	sort.SliceStable(p.Changes, func(i, j int) bool {
+		a, b := p.Changes[i], p.Changes[j]
+		if a.Kind != b.Kind {
+			return rank[a.Kind] < rank[b.Kind]
+		}
+		return a.ID < b.ID
+	})
 	p.Counts = map[Kind]int{}
 	for _, k := range Kinds {
 		if n := len(w.Sections[k]); n > 0 {
