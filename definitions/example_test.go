@@ -70,9 +70,9 @@ func ExampleNewPlan() {
 	}
 	// Output:
 	// vhost shop: map-vhost (every object goes into vhost shop)
-	// queue shop/orders: convert (classic → quorum)
-	// queue shop/jobs: keep-classic (--keep-classic shop/jobs)
-	// queue shop/cache: keep-classic (non-durable)
 	// vhost shop: rewrite (default queue type none → quorum)
 	// vhost shop: warn (classic: jobs)
+	// queue shop/cache: keep-classic (non-durable)
+	// queue shop/jobs: keep-classic (--keep-classic shop/jobs)
+	// queue shop/orders: convert (classic → quorum)
 }
