@@ -169,8 +169,13 @@ func expectMigration(cmd *cobra.Command, opts *verify.Options) error {
 		if found {
 			slog.Info("expecting the definitions of the recorded migration", "state", path)
 			opts.Want = want
+			return nil
 		}
-		return nil // without a recorded migration, verify plans from the export itself
+		// The state is found by the URLs given: a migration made through
+		// other URLs (another node's API, a port-forward) is not found.
+		slog.Info("no migration recorded for this source and target URL pair: the source's export is planned with the choices given here",
+			"state", path, "hint", "verify with the --source-api and --target-api the migration used, or pass its --incompatible/--keep-classic choices")
+		return nil
 	}
 	plan, err := migrate.Planned(cmd.Context(), srcAPI, path, opts.Vhosts, choices)
 	if err != nil {
