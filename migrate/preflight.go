@@ -72,8 +72,10 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 	}
 
 	// A mistyped --vhost would select nothing and report success.
+	vhostsOK := true
 	if err := r.src.CheckVhosts(ctx, r.opts.Vhosts); err != nil {
 		add("vhosts", false, "--vhost: %v", err)
+		vhostsOK = false
 	}
 
 	// The shovel plugin must run where the shovels will.
@@ -111,10 +113,12 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 
 	// Clients still attached would make the drain refuse after the import;
 	// refuse now, before anything changes (and say so in a dry run).
-	if err := shovel.CheckLive(ctx, r.drainOptions()); errors.Is(err, shovel.ErrLiveClients) {
-		add("live clients", false, "%v", err)
-	} else if err != nil {
-		return "", err
+	if vhostsOK {
+		if err := shovel.CheckLive(ctx, r.drainOptions()); errors.Is(err, shovel.ErrLiveClients) {
+			add("live clients", false, "%v", err)
+		} else if err != nil {
+			return "", err
+		}
 	}
 
 	backlog, err := r.backlog(ctx)
