@@ -68,3 +68,23 @@ func TestPlanChangesAreSortedByKindThenID(t *testing.T) {
 	}
 	assert.Equal(t, []string{"v/alpha", "v/zeta"}, blockers)
 }
+
+func TestQueuesAndBindingsIntoAndUnion(t *testing.T) {
+	const doc = `{"vhosts":[{"name":"v"}],
+	 "queues":[{"vhost":"v","name":"gone","durable":false,"auto_delete":true,"arguments":{}},
+	           {"vhost":"v","name":"kept","durable":true,"auto_delete":false,"arguments":{}}],
+	 "bindings":[{"vhost":"v","source":"x","destination":"gone","destination_type":"queue","routing_key":"k","arguments":{}},
+	             {"vhost":"v","source":"x","destination":"kept","destination_type":"queue","routing_key":"k","arguments":{}},
+	             {"vhost":"v","source":"x","destination":"gone","destination_type":"exchange","routing_key":"k","arguments":{}}]}`
+	d, err := Load(strings.NewReader(doc), "")
+	require.NoError(t, err)
+	picked := d.QueuesAndBindingsInto(func(vhost, queue string) bool { return vhost == "v" && queue == "gone" })
+	require.Len(t, picked.Objects(KindQueue), 1)
+	assert.Equal(t, "gone", picked.Objects(KindQueue)[0].Name())
+	require.Len(t, picked.Objects(KindBinding), 1, "only the binding into the queue, not one into an exchange of that name")
+
+	u := Union(picked, d.Only("v"))
+	assert.Equal(t, d.Len(), u.Len(), "nothing added twice")
+	empty := Union(picked, New())
+	assert.Equal(t, 2, empty.Len())
+}

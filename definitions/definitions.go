@@ -423,3 +423,33 @@ func truncate(b []byte, n int) []byte {
 	}
 	return append(b[:n:n], "..."...)
 }
+
+// Union returns now plus every object of earlier that now lacks (by ID).
+func Union(earlier, now *Definitions) *Definitions {
+	out := now.Clone()
+	for _, k := range Kinds {
+		for _, o := range earlier.Objects(k) {
+			if _, ok := out.Find(k, ID(k, o)); !ok {
+				out.Add(k, o.Clone())
+			}
+		}
+	}
+	return out
+}
+
+// QueuesAndBindingsInto picks from d the queues for which pick(vhost, name)
+// is true, with the bindings whose destination they are.
+func (d *Definitions) QueuesAndBindingsInto(pick func(vhost, queue string) bool) *Definitions {
+	out := New()
+	for _, q := range d.Objects(KindQueue) {
+		if pick(q.Vhost(), q.Name()) {
+			out.Add(KindQueue, q.Clone())
+		}
+	}
+	for _, b := range d.Objects(KindBinding) {
+		if b.Str("destination_type") == "queue" && pick(b.Vhost(), b.Str("destination")) {
+			out.Add(KindBinding, b.Clone())
+		}
+	}
+	return out
+}

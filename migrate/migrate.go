@@ -237,7 +237,8 @@ func (r *runner) rememberDeleted(rep *shovel.Report) error {
 	if snap.DeletedByDrain == nil {
 		snap.DeletedByDrain = definitions.New()
 	}
-	snap.DeletedByDrain = union(snap.DeletedByDrain, deletedQueues(r.sum.Plan.Source(), gone))
+	deleted := r.sum.Plan.Source().QueuesAndBindingsInto(func(vhost, queue string) bool { return gone[vhost+"\x00"+queue] })
+	snap.DeletedByDrain = definitions.Union(snap.DeletedByDrain, deleted)
 	return saveSnapshot(r.opts.StatePath, snap)
 }
 

@@ -55,36 +55,6 @@ func saveSnapshot(path string, s *snapshot) error {
 	return nil
 }
 
-// union returns now plus every object of earlier that now lacks.
-func union(earlier, now *definitions.Definitions) *definitions.Definitions {
-	out := now.Clone()
-	for _, k := range definitions.Kinds {
-		for _, o := range earlier.Objects(k) {
-			if _, ok := out.Find(k, definitions.ID(k, o)); !ok {
-				out.Add(k, o.Clone())
-			}
-		}
-	}
-	return out
-}
-
-// deletedQueues picks from src the queues in gone ("vhost\x00name") and the
-// bindings whose destination they are.
-func deletedQueues(src *definitions.Definitions, gone map[string]bool) *definitions.Definitions {
-	out := definitions.New()
-	for _, q := range src.Objects(definitions.KindQueue) {
-		if gone[q.Vhost()+"\x00"+q.Name()] {
-			out.Add(definitions.KindQueue, q.Clone())
-		}
-	}
-	for _, b := range src.Objects(definitions.KindBinding) {
-		if b.Str("destination_type") == "queue" && gone[b.Vhost()+"\x00"+b.Str("destination")] {
-			out.Add(definitions.KindBinding, b.Clone())
-		}
-	}
-	return out
-}
-
 // Planned returns the plan a migration between the source behind src and
 // a target makes: the source's export now (limited to vhosts when given),
 // plus the queues the migration's drain deleted, transformed with opts, or
@@ -107,7 +77,7 @@ func Planned(ctx context.Context, src *broker.API, statePath string, vhosts []st
 		if len(vhosts) > 0 {
 			deleted = deleted.Only(vhosts...)
 		}
-		defs = union(deleted, defs)
+		defs = definitions.Union(deleted, defs)
 	}
 	var o definitions.Options
 	switch {
@@ -184,7 +154,7 @@ func Expected(ctx context.Context, src *broker.API, statePath string, vhosts []s
 		if err := plan.Err(); err != nil {
 			return nil, true, fmt.Errorf("vhosts %s with the recorded choices: %w", strings.Join(groups[key], ", "), err)
 		}
-		want = union(want, plan.Want())
+		want = definitions.Union(want, plan.Want())
 	}
 	return want, true, nil
 }

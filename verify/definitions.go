@@ -105,22 +105,6 @@ func (s *session) adoptDrainedAway(want, got *definitions.Definitions) *definiti
 	if len(gone) == 0 {
 		return want
 	}
-	out := want.Clone()
-	for _, q := range got.Objects(definitions.KindQueue) {
-		id := definitions.ID(definitions.KindQueue, q)
-		if gone[q.Vhost()+"\x00"+q.Name()] {
-			if _, ok := out.Find(definitions.KindQueue, id); !ok {
-				out.Add(definitions.KindQueue, q.Clone())
-			}
-		}
-	}
-	for _, b := range got.Objects(definitions.KindBinding) {
-		id := definitions.ID(definitions.KindBinding, b)
-		if b.Str("destination_type") == "queue" && gone[b.Vhost()+"\x00"+b.Str("destination")] {
-			if _, ok := out.Find(definitions.KindBinding, id); !ok {
-				out.Add(definitions.KindBinding, b.Clone())
-			}
-		}
-	}
-	return out
+	adopted := got.QueuesAndBindingsInto(func(vhost, queue string) bool { return gone[vhost+"\x00"+queue] })
+	return definitions.Union(adopted, want)
 }
