@@ -61,16 +61,22 @@ func saveSnapshot(path string, s *snapshot) error {
 // with the choices the last migration recorded when opts is nil. A missing
 // state file is no error: the plan is then the export's alone.
 func Planned(ctx context.Context, src *broker.API, statePath string, vhosts []string, opts *definitions.Options) (*definitions.Plan, error) {
-	defs, err := definitions.Export(ctx, src)
+	export, err := definitions.Export(ctx, src)
 	if err != nil {
 		return nil, err
-	}
-	if len(vhosts) > 0 {
-		defs = defs.Only(vhosts...)
 	}
 	snap, err := loadSnapshot(statePath)
 	if err != nil {
 		return nil, err
+	}
+	return planFrom(export, snap, vhosts, opts)
+}
+
+// planFrom is Planned on an export and a snapshot already read.
+func planFrom(export *definitions.Definitions, snap *snapshot, vhosts []string, opts *definitions.Options) (*definitions.Plan, error) {
+	defs := export
+	if len(vhosts) > 0 {
+		defs = defs.Only(vhosts...)
 	}
 	if snap != nil && snap.DeletedByDrain != nil {
 		deleted := snap.DeletedByDrain
@@ -119,9 +125,13 @@ func Expected(ctx context.Context, src *broker.API, statePath string, vhosts []s
 	if err != nil || snap == nil || (snap.Plan == nil && len(snap.PlanByVhost) == 0) {
 		return nil, false, err
 	}
+	export, err := definitions.Export(ctx, src)
+	if err != nil {
+		return nil, true, err
+	}
 	if len(vhosts) == 0 {
-		if vhosts, err = src.ListVhosts(ctx); err != nil {
-			return nil, true, err
+		for _, v := range export.Objects(definitions.KindVhost) {
+			vhosts = append(vhosts, v.Name())
 		}
 	}
 	// Group the vhosts by their choices, so that each set is planned once.
@@ -147,7 +157,7 @@ func Expected(ctx context.Context, src *broker.API, statePath string, vhosts []s
 	want = definitions.New()
 	for _, key := range order {
 		o := choices[key]
-		plan, err := Planned(ctx, src, statePath, groups[key], &o)
+		plan, err := planFrom(export, snap, groups[key], &o)
 		if err != nil {
 			return nil, true, err
 		}
