@@ -142,6 +142,10 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		if !n.Running {
 			continue // reported above; its disk and memory figures are zero
 		}
+		if n.DiskFreeLimit == 0 {
+			add("disk headroom", false, "target node %s is running but its HTTP API has reported no disk or memory figures for %s (a node that has just started, or whose stats are stuck): run again in a moment", n.Name, nodesWait)
+			continue
+		}
 		room := n.DiskFree - n.DiskFreeLimit
 		need := diskFactor * rep.BacklogBytes
 		add("disk headroom", room >= need, "target node %s: %s free above its limit, the backlog needs %s", n.Name, mib(room), mib(need))
@@ -169,12 +173,35 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
+// nodesWait bounds how long nodes waits for running nodes whose figures
+// the HTTP API has not reported yet.
+const nodesWait = 30 * time.Second
+
+// nodes reads each node's disk and memory figures. Like its applications
+// (see definitions.Probe), a node that has just started is listed as
+// running without them for a few seconds; read as zeros they would fail
+// the headroom check, so it reads again while a running node reports no
+// disk_free_limit (never 0 once reported), for up to nodesWait.
 func nodes(ctx context.Context, api *broker.API) ([]NodeHeadroom, error) {
-	var out []NodeHeadroom
-	if err := api.Get(ctx, "nodes", &out); err != nil {
-		return nil, fmt.Errorf("list %s nodes: %w", api.Endpoint().Name, err)
+	deadline := time.Now().Add(nodesWait)
+	for {
+		var out []NodeHeadroom
+		if err := api.Get(ctx, "nodes", &out); err != nil {
+			return nil, fmt.Errorf("list %s nodes: %w", api.Endpoint().Name, err)
+		}
+		silent := false
+		for _, n := range out {
+			silent = silent || (n.Running && n.DiskFreeLimit == 0)
+		}
+		if !silent || time.Now().After(deadline) {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
-	return out, nil
 }
 
 // backlogWait bounds how long backlog waits for the HTTP API's counts to
