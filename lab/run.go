@@ -25,6 +25,10 @@ const (
 	CtlBin    = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 )
 
+// AptLockWait makes apt-get wait for another apt-get (two labs set up at
+// once, or the system's own updates) instead of failing on dpkg's lock.
+const AptLockWait = "DPkg::Lock::Timeout=600"
+
 // EnsureInstalled installs Debian's rabbitmq-server package when it is
 // missing. It never lets the package start its own broker.
 func EnsureInstalled(ctx context.Context) error {
@@ -43,8 +47,8 @@ func EnsureInstalled(ctx context.Context) error {
 	}
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	for _, args := range [][]string{
-		{"apt-get", "update", "-q"},
-		{"apt-get", "install", "-y", "-q", "--no-install-recommends", "rabbitmq-server"},
+		{"apt-get", "-o", AptLockWait, "update", "-q"},
+		{"apt-get", "-o", AptLockWait, "install", "-y", "-q", "--no-install-recommends", "rabbitmq-server"},
 	} {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Env = env

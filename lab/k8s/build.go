@@ -71,8 +71,8 @@ func EnsurePackages(ctx context.Context) error {
 	}
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	for _, args := range [][]string{
-		{"apt-get", "update", "-q"},
-		append([]string{"apt-get", "install", "-y", "-q", "--no-install-recommends"}, missing...),
+		{"apt-get", "-o", aptLockWait, "update", "-q"},
+		append([]string{"apt-get", "-o", aptLockWait, "install", "-y", "-q", "--no-install-recommends"}, missing...),
 	} {
 		if _, err := run(ctx, env, "", args...); err != nil {
 			return fmt.Errorf("install Debian packages: %w", err)
@@ -80,6 +80,10 @@ func EnsurePackages(ctx context.Context) error {
 	}
 	return nil
 }
+
+// aptLockWait makes apt-get wait for another apt-get instead of failing
+// on dpkg's lock (as lab.AptLockWait does for the broker lab).
+const aptLockWait = "DPkg::Lock::Timeout=600"
 
 // BuildSteps names the build steps, in the order Build runs them.
 var BuildSteps = []string{"kubernetes", "coredns", "crictl", "pause", "rabbitmq"}
