@@ -63,6 +63,14 @@ type Endpoint struct {
 	AMQP []amqp.URI
 	// API is the management API base URL, without credentials or /api.
 	API string
+	// NodeAPIs are the HTTP APIs of the deployment's individual nodes, when
+	// known (--node-api): calls fail over to them, and work that runs on
+	// the node that declares it (shovels) is declared on the right node.
+	NodeAPIs []string
+	// NodeAPITemplate derives a node's API URL from its name when NodeAPIs
+	// are not given: {host} is the part after "@", {node} the whole name
+	// (--node-api-template https://{host}:15671).
+	NodeAPITemplate string
 	// APIUser and APIPassword log into the HTTP API; they default to the
 	// first AMQP URL's credentials.
 	APIUser, APIPassword string
@@ -108,11 +116,21 @@ func ParseEndpoint(name, amqpURLs, apiURL string, tlsOpts TLSOptions) (Endpoint,
 	if u.User != nil {
 		ep.APIUser = u.User.Username()
 		ep.APIPassword, _ = u.User.Password()
-		u.User = nil
 	}
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api")
-	ep.API = u.String()
+	ep.API, _ = ParseAPIURL(name, apiURL)
 	return ep, nil
+}
+
+// ParseAPIURL checks an HTTP API URL and returns it without credentials,
+// trailing slash or /api, the form Endpoint.API and NodeAPIs hold.
+func ParseAPIURL(name, raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%s HTTP API URL %q: want http://host:port or https://host:port", name, Redact(raw))
+	}
+	u.User = nil
+	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api")
+	return u.String(), nil
 }
 
 func (e Endpoint) timeout() time.Duration {
@@ -131,6 +149,10 @@ func (e Endpoint) Dial(ctx context.Context, vhost string) (*amqp.Connection, err
 	return e.DialNode(ctx, 0, vhost)
 }
 
+// ConnectionName is the connection_name of warren's own AMQP connections,
+// so that warren can tell them from the applications'.
+const ConnectionName = "warren"
+
 // DialNode opens an AMQP connection to node i (an index into AMQP).
 func (e Endpoint) DialNode(ctx context.Context, i int, vhost string) (*amqp.Connection, error) {
 	if i < 0 || i >= len(e.AMQP) {
@@ -141,7 +163,7 @@ func (e Endpoint) DialNode(ctx context.Context, i int, vhost string) (*amqp.Conn
 		Vhost:      vhost,
 		Heartbeat:  10 * time.Second,
 		Locale:     "en_US",
-		Properties: amqp.Table{"connection_name": "warren"},
+		Properties: amqp.Table{"connection_name": ConnectionName},
 		Dial: func(network, addr string) (net.Conn, error) {
 			d := net.Dialer{Timeout: e.timeout()}
 			return d.DialContext(ctx, network, addr)

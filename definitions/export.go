@@ -33,33 +33,23 @@ type Broker struct {
 // RabbitMQ.
 func Probe(ctx context.Context, api *broker.API) (*Broker, error) {
 	ep := api.Endpoint()
-	var ov struct {
-		Version       string `json:"rabbitmq_version"`
-		Management    string `json:"management_version"`
-		ClusterName   string `json:"cluster_name"`
-		ExchangeTypes []struct {
-			Name string `json:"name"`
-		} `json:"exchange_types"`
-	}
-	if err := api.Get(ctx, "overview", &ov); err != nil {
+	ov, err := api.Overview(ctx)
+	if err != nil {
 		return nil, &Error{Class: ClassPreflight, Err: explainAPI(ep, err)}
 	}
-	if ov.Version == "" || ov.Management == "" {
+	if ov.RabbitMQVersion == "" || ov.ManagementVersion == "" {
 		return nil, classed(ClassPreflight, "%s at %s answers /api/overview without a RabbitMQ version: is this a RabbitMQ management API?", ep.Name, ep.API)
 	}
-	b := &Broker{Name: ep.Name, Version: ov.Version, ClusterName: ov.ClusterName}
+	b := &Broker{Name: ep.Name, Version: ov.RabbitMQVersion, ClusterName: ov.ClusterName}
 	for _, t := range ov.ExchangeTypes {
 		b.ExchangeTypes = append(b.ExchangeTypes, t.Name)
 	}
-	var who struct {
-		Name string `json:"name"`
-		Tags any    `json:"tags"`
-	}
-	if err := api.Get(ctx, "whoami", &who); err != nil {
+	who, err := api.Whoami(ctx)
+	if err != nil {
 		return nil, &Error{Class: ClassPreflight, Err: explainAPI(ep, err)}
 	}
 	b.User = who.Name
-	b.UserTags = Object{"tags": mustJSON(who.Tags)}.Tags()
+	b.UserTags = who.Tags
 	if !slices.Contains(b.UserTags, "administrator") && !slices.Contains(b.UserTags, "monitoring") {
 		// /api/nodes needs monitoring or administrator; the preflight
 		// check reports the missing tag rather than a refused login.
@@ -91,14 +81,8 @@ const applicationsWait = 30 * time.Second
 func applications(ctx context.Context, api *broker.API) ([]string, error) {
 	deadline := time.Now().Add(applicationsWait)
 	for {
-		var nodes []struct {
-			Name         string `json:"name"`
-			Running      bool   `json:"running"`
-			Applications []struct {
-				Name string `json:"name"`
-			} `json:"applications"`
-		}
-		if err := api.Get(ctx, "nodes", &nodes); err != nil {
+		nodes, err := api.ListNodes(ctx)
+		if err != nil {
 			return nil, err
 		}
 		count := map[string]int{}
@@ -153,14 +137,14 @@ func Export(ctx context.Context, api *broker.API) (*Definitions, error) {
 func export(ctx context.Context, api *broker.API) (*Definitions, error) {
 	ep := api.Endpoint()
 	d := New()
-	if err := api.Get(ctx, "definitions", d); err != nil {
-		return nil, &Error{Class: ClassPreflight, Err: fmt.Errorf("export definitions from %s: %w", ep.Name, explainAPI(ep, err))}
+	if err := api.GetDefinitions(ctx, d); err != nil {
+		return nil, &Error{Class: ClassPreflight, Err: explainAPI(ep, err)}
 	}
 	// Entries are decoded one by one: a vhost deleted while the list is
 	// built comes back as an empty list ([]) instead of an object.
-	var vhosts []json.RawMessage
-	if err := api.Get(ctx, "vhosts?columns=name,description,tags,default_queue_type,metadata", &vhosts); err != nil {
-		return nil, &Error{Class: ClassPreflight, Err: fmt.Errorf("list vhosts of %s: %w", ep.Name, explainAPI(ep, err))}
+	vhosts, err := api.ListVhostMetadata(ctx)
+	if err != nil {
+		return nil, &Error{Class: ClassPreflight, Err: explainAPI(ep, err)}
 	}
 	meta := map[string]Object{}
 	for _, raw := range vhosts {

@@ -2,11 +2,9 @@ package definitions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -119,10 +117,10 @@ func post(ctx context.Context, target *broker.API, k Kind, objs []Object) error 
 		objs = withMetadata(objs)
 	}
 	doc := map[string][]Object{section[k]: objs}
-	err := target.Do(ctx, http.MethodPost, "definitions", doc, nil)
+	err := target.PostDefinitions(ctx, doc)
 	var se *broker.StatusError
 	if errors.As(err, &se) {
-		return fmt.Errorf("the target refused %s: %s", describeBatch(k, objs), brokerReason(se.Body))
+		return fmt.Errorf("the target refused %s: %s", describeBatch(k, objs), se.Reason())
 	}
 	return err
 }
@@ -132,55 +130,6 @@ func describeBatch(k Kind, objs []Object) string {
 		return fmt.Sprintf("%s %s", k, ID(k, objs[0]))
 	}
 	return fmt.Sprintf("one of %d %s (first %s)", len(objs), section[k], ID(k, objs[0]))
-}
-
-// brokerReason makes an HTTP API error body readable. Definition import
-// errors carry Erlang terms in which strings arrive as lists of character
-// codes: ["amqp_error","precondition_failed",[105,110,...],"none"].
-func brokerReason(body string) string {
-	var e struct {
-		Error  string `json:"error"`
-		Reason any    `json:"reason"`
-	}
-	if json.Unmarshal([]byte(body), &e) != nil || e.Reason == nil {
-		return body
-	}
-	return e.Error + ": " + erlangText(e.Reason)
-}
-
-func erlangText(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case []any:
-		if s, ok := charList(x); ok {
-			return s
-		}
-		parts := make([]string, 0, len(x))
-		for _, e := range x {
-			if t := erlangText(e); t != "" && t != "none" {
-				parts = append(parts, t)
-			}
-		}
-		return strings.Join(parts, " ")
-	default:
-		return fmt.Sprint(x)
-	}
-}
-
-func charList(xs []any) (string, bool) {
-	if len(xs) == 0 {
-		return "", false
-	}
-	var b strings.Builder
-	for _, e := range xs {
-		f, ok := e.(float64)
-		if !ok || f < 9 || f > 0x10ffff || f != float64(int(f)) {
-			return "", false
-		}
-		b.WriteRune(rune(int(f)))
-	}
-	return b.String(), true
 }
 
 // withMetadata copies a vhost's description, tags and default queue type

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Role tells a source node from a target cluster member.
@@ -152,16 +153,15 @@ func (l *Lab) Endpoints() map[string]string {
 		"WARREN_SOURCE_URL": fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", SourceUser, SourcePassword, src.AMQPPort),
 		"WARREN_SOURCE_API": fmt.Sprintf("http://127.0.0.1:%d", src.APIPort),
 	}
-	urls := ""
-	for i, n := range l.NodesOf(Target) {
-		if i > 0 {
-			urls += ","
-		}
-		urls += fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", TargetUser, TargetPassword, n.AMQPPort)
-		if i == 0 {
-			env["WARREN_TARGET_API"] = fmt.Sprintf("http://127.0.0.1:%d", n.APIPort)
-		}
+	var urls, apis []string
+	for _, n := range l.NodesOf(Target) {
+		urls = append(urls, fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", TargetUser, TargetPassword, n.AMQPPort))
+		apis = append(apis, fmt.Sprintf("http://127.0.0.1:%d", n.APIPort))
 	}
-	env["WARREN_TARGET_URL"] = urls
+	env["WARREN_TARGET_URL"] = strings.Join(urls, ",")
+	env["WARREN_TARGET_API"] = apis[0]
+	// Every node's own API: shovels are declared on their queue's leader,
+	// and calls fail over when a node goes away.
+	env["WARREN_NODE_API"] = strings.Join(apis, ",")
 	return env
 }

@@ -158,18 +158,6 @@ func alive(pid int) bool {
 	return len(fields) > 2 && fields[2] != "Z"
 }
 
-type overview struct {
-	Node            string `json:"node"`
-	RabbitMQVersion string `json:"rabbitmq_version"`
-}
-
-type nodeInfo struct {
-	Name      string `json:"name"`
-	Running   bool   `json:"running"`
-	MemAlarm  bool   `json:"mem_alarm"`
-	DiskAlarm bool   `json:"disk_free_alarm"`
-}
-
 // Probe reports the state of one node. It takes well under a second.
 func (l *Lab) Probe(ctx context.Context, n Node) NodeStatus {
 	st := NodeStatus{Node: n, PID: l.pid(n)}
@@ -180,8 +168,8 @@ func (l *Lab) Probe(ctx context.Context, n Node) NodeStatus {
 		st.State, st.Detail = Down, err.Error()
 		return st
 	}
-	var ov overview
-	err = api.Get(ctx, "overview", &ov)
+	api = api.WithPolicy(api.Policy().NoRetry()) // the lab polls on its own
+	ov, err := api.Overview(ctx)
 	switch {
 	case err == nil && ov.Node == n.Erlang && !n.listening():
 		// The management listener starts a moment before the client
@@ -189,14 +177,8 @@ func (l *Lab) Probe(ctx context.Context, n Node) NodeStatus {
 		st.State, st.Detail = Booting, "HTTP API up, AMQP listeners not yet"
 	case err == nil && ov.Node == n.Erlang:
 		st.State, st.Version = Running, ov.RabbitMQVersion
-		var ni nodeInfo
-		if api.Get(ctx, "nodes/"+broker.PathEscape(n.Erlang), &ni) == nil {
-			if ni.MemAlarm {
-				st.Alarms = append(st.Alarms, "memory")
-			}
-			if ni.DiskAlarm {
-				st.Alarms = append(st.Alarms, "disk")
-			}
+		if ni, err := api.GetNode(ctx, n.Erlang); err == nil {
+			st.Alarms = ni.Alarms()
 		}
 	case err == nil:
 		st.State, st.Detail = Foreign, fmt.Sprintf("port %d answers as node %s", n.APIPort, ov.Node)
@@ -350,8 +332,8 @@ func (l *Lab) clusterRunning(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var nodes []nodeInfo
-	if err := api.Get(ctx, "nodes", &nodes); err != nil {
+	nodes, err := api.WithPolicy(api.Policy().NoRetry()).ListNodes(ctx)
+	if err != nil {
 		return 0, err
 	}
 	n := 0
@@ -403,6 +385,22 @@ func (l *Lab) StopNode(ctx context.Context, id string) error {
 		}
 	}
 	return waitPortsFree(ctx, n)
+}
+
+// Ctl runs rabbitmqctl against one lab node (as a broker operator would:
+// raising an alarm, listing queues) and returns its output.
+func (l *Lab) Ctl(ctx context.Context, id string, args ...string) (string, error) {
+	n, ok := l.Node(id)
+	if !ok {
+		return "", fmt.Errorf("no lab node %q", id)
+	}
+	cmd := exec.CommandContext(ctx, CtlBin, append([]string{"-n", n.Erlang}, args...)...)
+	cmd.Env = l.env(n)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("rabbitmqctl -n %s %s: %w: %s", n.Erlang, strings.Join(args, " "), err, tail(out, 500))
+	}
+	return string(out), nil
 }
 
 // KillNode kills a node's process at once (SIGKILL), as a crash would.

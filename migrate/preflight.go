@@ -41,6 +41,11 @@ type NodeHeadroom struct {
 	DiskAlarm     bool   `json:"disk_free_alarm"`
 }
 
+func headroom(n broker.NodeInfo) NodeHeadroom {
+	return NodeHeadroom{Name: n.Name, Running: n.Running, DiskFree: n.DiskFree, DiskFreeLimit: n.DiskFreeLimit,
+		MemUsed: n.MemUsed, MemLimit: n.MemLimit, MemAlarm: n.MemAlarm, DiskAlarm: n.DiskAlarm}
+}
+
 // QueueBacklog is one source queue's backlog.
 type QueueBacklog struct {
 	Vhost    string `json:"vhost"`
@@ -185,13 +190,15 @@ const nodesWait = 30 * time.Second
 func nodes(ctx context.Context, api *broker.API) ([]NodeHeadroom, error) {
 	deadline := time.Now().Add(nodesWait)
 	for {
-		var out []NodeHeadroom
-		if err := api.Get(ctx, "nodes", &out); err != nil {
-			return nil, fmt.Errorf("list %s nodes: %w", api.Endpoint().Name, err)
+		list, err := api.ListNodes(ctx)
+		if err != nil {
+			return nil, err
 		}
+		var out []NodeHeadroom
 		silent := false
-		for _, n := range out {
-			silent = silent || (n.Running && n.DiskFreeLimit == 0)
+		for _, n := range list {
+			out = append(out, headroom(n))
+			silent = silent || (n.Running && !n.HasFigures())
 		}
 		if !silent || time.Now().After(deadline) {
 			return out, nil
@@ -222,14 +229,9 @@ func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
 	deadline := time.Now().Add(backlogWait)
 	told := false
 	for {
-		var queues []struct {
-			Name     string `json:"name"`
-			Vhost    string `json:"vhost"`
-			Messages int    `json:"messages"`
-			Bytes    int64  `json:"message_bytes"`
-		}
-		if err := r.src.Get(ctx, "queues?columns=name,vhost,messages,message_bytes", &queues); err != nil {
-			return nil, fmt.Errorf("list source queues: %w", err)
+		queues, err := r.src.ListQueues(ctx, "", "name", "vhost", "messages", "message_bytes")
+		if err != nil {
+			return nil, err
 		}
 		var out []QueueBacklog
 		behind := 0
@@ -243,21 +245,22 @@ func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
 			if err != nil && !errors.Is(err, broker.ErrNoQueue) {
 				return nil, err
 			}
-			n := max(ready, q.Messages)
+			counted, _ := q.Count()
+			n := max(ready, counted)
 			if n == 0 {
 				continue
 			}
-			b := QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n, Bytes: q.Bytes}
+			b := QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n, Bytes: q.MessageBytes}
 			switch {
-			case q.Bytes == 0 || q.Messages == 0:
+			case q.MessageBytes == 0 || counted == 0:
 				// Not sized yet: a quorum queue reports its count a tick
 				// before its bytes. (A backlog of empty bodies looks the
 				// same, costs a wait, and is reported as unsized.)
 				behind++
 				b.Bytes = 0
-			case q.Messages < n:
+			case counted < n:
 				behind++
-				b.Bytes = q.Bytes * int64(n) / int64(q.Messages)
+				b.Bytes = q.MessageBytes * int64(n) / int64(counted)
 			}
 			out = append(out, b)
 		}

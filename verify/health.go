@@ -15,26 +15,10 @@ import (
 	"github.com/warrenmq/warren/broker"
 )
 
-// nodeInfo is the part of GET /api/nodes the health checks read.
-type nodeInfo struct {
-	Name       string   `json:"name"`
-	Running    bool     `json:"running"`
-	MemAlarm   bool     `json:"mem_alarm"`
-	DiskAlarm  bool     `json:"disk_free_alarm"`
-	Partitions []string `json:"partitions"`
-}
-
-// queueInfo is the part of GET /api/queues the quorum queue check reads.
-type queueInfo struct {
-	Name      string         `json:"name"`
-	Vhost     string         `json:"vhost"`
-	Type      string         `json:"type"`
-	Members   []string       `json:"members"`
-	Online    []string       `json:"online"`
-	Leader    string         `json:"leader"`
-	Arguments map[string]any `json:"arguments"`
-	Exclusive bool           `json:"exclusive"`
-}
+type (
+	nodeInfo  = broker.NodeInfo
+	queueInfo = broker.QueueInfo
+)
 
 // serviceEndpoint builds the client Service's endpoint: its AMQP URL with
 // the target's credentials when the URL has none, and the target's TLS.
@@ -97,7 +81,7 @@ func (s *session) health(ctx context.Context, service *broker.Endpoint) {
 		logins = append(logins, job{fmt.Sprintf("amqp login %s:%d", u.Host, u.Port), func() outcome { return amqpLogin(ctx, t, i) }})
 	}
 	apis := []string{t.API}
-	for _, raw := range s.opts.NodeAPIs {
+	for _, raw := range append(slices.Clone(t.NodeAPIs), s.opts.NodeAPIs...) {
 		api, _, _, err := parseAPI(raw)
 		if err != nil {
 			logins = append(logins, job{"http login " + broker.Redact(raw), func() outcome { return failf("node API URL %v", err) }})
@@ -126,7 +110,7 @@ func (s *session) health(ctx context.Context, service *broker.Endpoint) {
 	var nodes []nodeInfo
 	var nodesErr error
 	s.check(ctx, AreaHealth, "running nodes", func() outcome {
-		nodesErr = s.target.Get(ctx, "nodes", &nodes)
+		nodes, nodesErr = s.target.ListNodes(ctx)
 		return runningNodes(nodes, nodesErr, s.opts.ExpectNodes)
 	})
 	s.check(ctx, AreaHealth, "alarms", func() outcome { return alarms(nodes, nodesErr) })
@@ -163,25 +147,21 @@ func amqpLogin(ctx context.Context, ep broker.Endpoint, i int) outcome {
 // httpLogin checks that the API accepts the credentials and says which node
 // answered and with which user tags.
 func httpLogin(ctx context.Context, ep broker.Endpoint) outcome {
-	api, err := ep.NewAPI()
+	// This very API: a client that failed over to another node's would
+	// report a node that is down as answering.
+	api, err := ep.NodeAPI(ep.API)
 	if err != nil {
 		return failf("%v", err)
 	}
-	var who struct {
-		Name string `json:"name"`
-		Tags any    `json:"tags"`
-	}
-	if err := api.Get(ctx, "whoami", &who); err != nil {
+	who, err := api.Whoami(ctx)
+	if err != nil {
 		return failf("%v", err)
 	}
-	var ov struct {
-		Node    string `json:"node"`
-		Version string `json:"rabbitmq_version"`
-	}
-	if err := api.Get(ctx, "overview", &ov); err != nil {
+	ov, err := api.Overview(ctx)
+	if err != nil {
 		return failf("logged in as %s, but GET /api/overview failed: %v", who.Name, err)
 	}
-	detail := fmt.Sprintf("user %s (tags %v), node %s, RabbitMQ %s", who.Name, who.Tags, ov.Node, ov.Version)
+	detail := fmt.Sprintf("user %s (tags %v), node %s, RabbitMQ %s", who.Name, who.Tags, ov.Node, ov.RabbitMQVersion)
 	if strings.HasPrefix(ep.API, "https://") {
 		detail += ", TLS"
 	}
@@ -249,17 +229,19 @@ func partitions(nodes []nodeInfo, err error) outcome {
 // cluster gives it (all nodes, or x-quorum-initial-group-size of them), that
 // every member is online, and that it has an online leader.
 func (s *session) quorumQueues(ctx context.Context, nodes []nodeInfo) outcome {
-	const cols = "?columns=name,vhost,type,members,online,leader,arguments"
+	cols := []string{"name", "vhost", "type", "members", "online", "leader", "arguments"}
 	var queues []queueInfo
 	if len(s.opts.Vhosts) == 0 {
-		if err := s.target.Get(ctx, "queues"+cols, &queues); err != nil {
-			return failf("list queues: %v", err)
+		qs, err := s.target.ListQueues(ctx, "", cols...)
+		if err != nil {
+			return failf("%v", err)
 		}
+		queues = qs
 	} else {
 		for _, v := range s.opts.Vhosts {
-			var qs []queueInfo
-			if err := s.target.Get(ctx, "queues/"+broker.PathEscape(v)+cols, &qs); err != nil {
-				return failf("list queues of vhost %s: %v", v, err)
+			qs, err := s.target.ListQueues(ctx, v, cols...)
+			if err != nil {
+				return failf("%v", err)
 			}
 			queues = append(queues, qs...)
 		}

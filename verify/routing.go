@@ -50,24 +50,12 @@ import (
 // binding routes to E may also reach the temporary queue; they are discarded
 // there, and the originals are untouched in the users' queues.
 
-// exchangeInfo is the part of GET /api/exchanges the routing check reads.
-type exchangeInfo struct {
-	Name      string          `json:"name"`
-	Type      string          `json:"type"`
-	Internal  bool            `json:"internal"`
-	Arguments json.RawMessage `json:"arguments"`
-	Policy    string          `json:"policy"`
-}
-
-// bindingInfo is one entry of GET /api/bindings. Arguments stay raw so that
-// numbers keep their JSON form: 2 and 2.0 are different header types.
-type bindingInfo struct {
-	Source          string          `json:"source"`
-	Destination     string          `json:"destination"`
-	DestinationType string          `json:"destination_type"`
-	RoutingKey      string          `json:"routing_key"`
-	Arguments       json.RawMessage `json:"arguments"`
-}
+// exchangeInfo and bindingInfo are the exchanges and bindings of
+// GET /api/exchanges and /api/bindings, with the routing check's methods.
+type (
+	exchangeInfo = broker.ExchangeInfo
+	bindingInfo  broker.BindingInfo
+)
 
 func decodeArgs(raw json.RawMessage) map[string]any {
 	m := map[string]any{}
@@ -111,21 +99,21 @@ type graph struct {
 }
 
 func loadGraph(ctx context.Context, api *broker.API, vhost string) (*graph, []bindingInfo, error) {
-	v := broker.PathEscape(vhost)
-	var exchanges []exchangeInfo
-	if err := api.Get(ctx, "exchanges/"+v, &exchanges); err != nil {
-		return nil, nil, fmt.Errorf("list exchanges of %s: %w", vhost, err)
+	exchanges, err := api.ListExchanges(ctx, vhost)
+	if err != nil {
+		return nil, nil, err
 	}
-	var bindings []bindingInfo
-	if err := api.Get(ctx, "bindings/"+v, &bindings); err != nil {
-		return nil, nil, fmt.Errorf("list bindings of %s: %w", vhost, err)
+	listed, err := api.ListBindings(ctx, vhost)
+	if err != nil {
+		return nil, nil, err
 	}
-	var policies []struct {
-		Name       string         `json:"name"`
-		Definition map[string]any `json:"definition"`
+	bindings := make([]bindingInfo, len(listed))
+	for i, b := range listed {
+		bindings[i] = bindingInfo(b)
 	}
-	if err := api.Get(ctx, "policies/"+v, &policies); err != nil {
-		return nil, nil, fmt.Errorf("list policies of %s: %w", vhost, err)
+	policies, err := api.ListPolicies(ctx, vhost)
+	if err != nil {
+		return nil, nil, err
 	}
 	g := &graph{exchanges: map[string]exchangeInfo{}, bindings: map[string][]bindingInfo{}, policies: map[string]map[string]any{}}
 	for _, x := range exchanges {
@@ -521,17 +509,17 @@ func (s *session) routingVhost(ctx context.Context, vhost string) {
 // presence fails a check for every binding of the source that the target
 // lacks.
 func (s *session) presence(ctx context.Context, vhost string, target []bindingInfo) {
-	var src []bindingInfo
-	err := s.source.Get(ctx, "bindings/"+broker.PathEscape(vhost), &src)
+	listed, err := s.source.ListBindings(ctx, vhost)
 	if broker.IsNotFound(err) {
 		return // a vhost of the target only: nothing is expected of it
 	}
-	var exclusive []struct {
-		Name      string `json:"name"`
-		Exclusive bool   `json:"exclusive"`
+	src := make([]bindingInfo, len(listed))
+	for i, b := range listed {
+		src[i] = bindingInfo(b)
 	}
+	var exclusive []broker.QueueInfo
 	if err == nil {
-		err = s.source.Get(ctx, "queues/"+broker.PathEscape(vhost)+"?columns=name,exclusive", &exclusive)
+		exclusive, err = s.source.ListQueues(ctx, vhost, "name", "exclusive")
 	}
 	if err != nil {
 		s.check(ctx, AreaRouting, "bindings expected from source "+vhost, func() outcome { return failf("read the source's bindings: %v", err) })

@@ -35,7 +35,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +51,13 @@ const (
 	Pass Status = "pass"
 	Fail Status = "fail"
 	Skip Status = "skip"
+	// Warn passes with something the operator should know (duplicates
+	// within the bound a drain's redeliveries explain, say).
+	Warn Status = "warn"
 )
+
+// ErrFailed marks a verification in which at least one check failed.
+var ErrFailed = errors.New("verification failed")
 
 // Area groups checks; Options.Areas selects which areas run.
 type Area string
@@ -168,8 +173,10 @@ type Report struct {
 	// Differences are every way the target's definitions differ from the
 	// plan's, as the definitions checks summarise them.
 	Differences []definitions.Difference `json:"differences,omitempty"`
-	// Passed, Failed and Skipped count the checks by status.
+	// Passed, Warned, Failed and Skipped count the checks by status; a
+	// warning is a pass.
 	Passed  int `json:"passed"`
+	Warned  int `json:"warned"`
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped"`
 	// Duration is the wall time of the whole run.
@@ -214,7 +221,7 @@ func (r *Report) Err() error {
 	for i, c := range f {
 		names[i] = c.Name
 	}
-	return fmt.Errorf("%d of %d checks failed: %s", len(f), len(r.Checks), strings.Join(names, "; "))
+	return fmt.Errorf("%w: %d of %d checks failed: %s", ErrFailed, len(f), len(r.Checks), strings.Join(names, "; "))
 }
 
 func (r *Report) add(c Check) {
@@ -222,6 +229,8 @@ func (r *Report) add(c Check) {
 	switch c.Status {
 	case Pass:
 		r.Passed++
+	case Warn:
+		r.Warned++
 	case Fail:
 		r.Failed++
 	default:
@@ -378,6 +387,7 @@ type outcome struct {
 func passf(format string, a ...any) outcome { return outcome{Pass, fmt.Sprintf(format, a...)} }
 func failf(format string, a ...any) outcome { return outcome{Fail, fmt.Sprintf(format, a...)} }
 func skipf(format string, a ...any) outcome { return outcome{Skip, fmt.Sprintf(format, a...)} }
+func warnf(format string, a ...any) outcome { return outcome{Warn, fmt.Sprintf(format, a...)} }
 
 // check times f and records its outcome. A cancelled context turns every
 // remaining check into a failure that says so, rather than a silent gap.
@@ -424,18 +434,12 @@ func (s *session) resolveVhosts(ctx context.Context) {
 		s.vhosts = s.opts.Vhosts
 		return
 	}
-	var vhosts []struct {
-		Name string `json:"name"`
-	}
-	var err error
 	s.check(ctx, AreaHealth, "list vhosts", func() outcome {
-		if err = s.target.Get(ctx, "vhosts", &vhosts); err != nil {
-			return failf("list the target's vhosts: %v", err)
+		vhosts, err := s.target.ListVhosts(ctx)
+		if err != nil {
+			return failf("%v", err)
 		}
-		for _, v := range vhosts {
-			s.vhosts = append(s.vhosts, v.Name)
-		}
-		sort.Strings(s.vhosts)
+		s.vhosts = vhosts
 		return passf("%d vhosts: %s", len(s.vhosts), strings.Join(s.vhosts, ", "))
 	})
 }

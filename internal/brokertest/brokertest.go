@@ -12,7 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/http"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -103,6 +103,11 @@ func open(t testing.TB, how int) *Env {
 	if e.Target, err = broker.ParseEndpoint("target", get("WARREN_TARGET_URL"), get("WARREN_TARGET_API"), tlsOpts); err != nil {
 		t.Fatal(err)
 	}
+	// Each target node's own API (the lab's, or WARREN_NODE_API's), unless
+	// the variables name another cluster without them.
+	if apis := get("WARREN_NODE_API"); apis != "" && (os.Getenv("WARREN_TARGET_API") == "" || os.Getenv("WARREN_NODE_API") != "") {
+		e.Target.NodeAPIs = strings.Split(apis, ",")
+	}
 	e.SourceAPI, e.TargetAPI = mustAPI(t, e.Source), mustAPI(t, e.Target)
 	return e
 }
@@ -115,10 +120,11 @@ func mustAPI(t testing.TB, ep broker.Endpoint) *broker.API {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var ov struct {
-		Version string `json:"rabbitmq_version"`
+	ov, err := api.Overview(ctx)
+	if err == nil && ov.RabbitMQVersion == "" {
+		err = fmt.Errorf("no RabbitMQ version in /api/overview")
 	}
-	if err := api.Get(ctx, "overview", &ov); err != nil || ov.Version == "" {
+	if err != nil {
 		t.Fatalf("the %s broker at %s is not reachable (%v).\n"+
 			"Start the local lab with `go run ./cmd/warren lab up` (or run the whole suite with `make test`),\n"+
 			"or point WARREN_SOURCE_URL, WARREN_SOURCE_API, WARREN_TARGET_URL and WARREN_TARGET_API at running brokers.",
@@ -148,17 +154,15 @@ func (e *Env) CreateVhost(t testing.TB, vhost string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, api := range []*broker.API{e.SourceAPI, e.TargetAPI} {
-		path := "vhosts/" + broker.PathEscape(vhost)
-		if err := api.Do(ctx, http.MethodPut, path, map[string]any{}, nil); err != nil {
-			t.Fatalf("create vhost %s on %s: %v", vhost, api.Endpoint().Name, err)
+		if err := api.PutVhost(ctx, vhost, broker.VhostSettings{}); err != nil {
+			t.Fatal(err)
 		}
-		perm := "permissions/" + broker.PathEscape(vhost) + "/" + broker.PathEscape(api.Endpoint().APIUser)
-		if err := api.Do(ctx, http.MethodPut, perm, map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, nil); err != nil {
-			t.Fatalf("grant permissions on %s: %v", vhost, err)
+		if err := api.PutPermissions(ctx, vhost, api.Endpoint().APIUser, broker.FullPermissions); err != nil {
+			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			if err := api.Do(context.Background(), http.MethodDelete, path, nil, nil); err != nil && !broker.IsNotFound(err) {
-				t.Errorf("delete vhost %s on %s: %v", vhost, api.Endpoint().Name, err)
+			if err := api.DeleteVhost(context.Background(), vhost); err != nil {
+				t.Error(err)
 			}
 		})
 	}

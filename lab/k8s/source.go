@@ -159,13 +159,12 @@ func (l *Lab) waitSource(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	api = api.WithPolicy(api.Policy().NoRetry()) // polled below
 	deadline := time.Now().Add(timeout)
 	var last error
 	for {
-		var ov struct {
-			Node string `json:"node"`
-		}
-		last = api.Get(ctx, "overview", &ov)
+		var ov *broker.Overview
+		ov, last = api.Overview(ctx)
 		if last == nil && ov.Node != SourceNode {
 			last = fmt.Errorf("port %d answers as node %s, not %s", SourceAPIPort, ov.Node, SourceNode)
 		}
@@ -203,10 +202,8 @@ func (l *Lab) SourceStatus(ctx context.Context) ComponentStatus {
 		st.Detail = err.Error()
 		return st
 	}
-	var ov struct {
-		Node string `json:"node"`
-	}
-	if err := api.Get(ctx, "overview", &ov); err != nil {
+	ov, err := api.Overview(ctx)
+	if err != nil {
 		st.Detail = err.Error()
 		return st
 	}

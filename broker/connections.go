@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+)
+
+// ConnectionInfo is a client connection as GET /api/connections reports it.
+type ConnectionInfo struct {
+	Name  string `json:"name"`
+	User  string `json:"user"`
+	Vhost string `json:"vhost"`
+	Node  string `json:"node"`
+	// UserProvidedName is the client's connection_name property.
+	UserProvidedName string `json:"user_provided_name"`
+	State            string `json:"state"`
+	Channels         int    `json:"channels"`
+	PeerHost         string `json:"peer_host"`
+	PeerPort         int    `json:"peer_port"`
+}
+
+// ListConnections returns the client connections to vhost (to every vhost
+// when empty). The list lags by the statistics interval.
+//
+// GET /api/connections
+// GET /api/vhosts/{vhost}/connections
+func (a *API) ListConnections(ctx context.Context, vhost string) ([]ConnectionInfo, error) {
+	p := "connections"
+	if vhost != "" {
+		p = path("vhosts", vhost, "connections")
+	}
+	var out []ConnectionInfo
+	if err := a.do(ctx, request{method: http.MethodGet, path: p, out: &out, kind: kindList}); err != nil {
+		return nil, fmt.Errorf("list %s connections: %w", a.ep.Name, err)
+	}
+	return out, nil
+}
+
+// CloseConnection closes a client connection, as a broker operator would;
+// a connection already gone is not an error.
+//
+// DELETE /api/connections/{name}
+func (a *API) CloseConnection(ctx context.Context, name string) error {
+	if err := a.Do(ctx, http.MethodDelete, path("connections", name), nil, nil); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("close connection %s on %s: %w", name, a.ep.Name, err)
+	}
+	return nil
+}
