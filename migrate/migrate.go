@@ -75,7 +75,7 @@ type Summary struct {
 	Import    *definitions.ImportResult `json:"import,omitempty"`
 	Drain     *shovel.Report            `json:"drain,omitempty"`
 	Verify    *verify.Report            `json:"verify,omitempty"`
-	Removed   []shovel.Info             `json:"removed_shovels,omitempty"`
+	Removed   []shovel.AbortResult      `json:"removed_shovels,omitempty"`
 	Backlog   []QueueBacklog            `json:"backlog,omitempty"`
 	Seconds   float64                   `json:"seconds"`
 }
@@ -197,6 +197,8 @@ func (r *runner) definitions(ctx context.Context) (string, error) {
 func (r *runner) drainOptions() shovel.Options {
 	o := r.opts.Drain
 	o.Source, o.Target, o.Vhosts = r.opts.Source, r.opts.Target, r.opts.Vhosts
+	// A rerun after a failed verification checks the earlier counts again.
+	o.Unverified = true
 	return o
 }
 
@@ -259,7 +261,7 @@ func (r *runner) verify(ctx context.Context) (string, error) {
 		for _, q := range r.sum.Drain.Queues {
 			o.DrainReport = append(o.DrainReport, verify.QueueCount{
 				Vhost: q.Vhost, Queue: q.Queue, SourceBefore: q.SourceBefore, TargetBefore: q.TargetBefore, Moved: q.Moved,
-				SourceDeleted: q.SourceDeleted,
+				SourceDeleted: q.SourceDeleted, DuplicateBound: q.DuplicateBound, Live: q.Live,
 			})
 		}
 	}
@@ -271,14 +273,25 @@ func (r *runner) verify(ctx context.Context) (string, error) {
 	if err := rep.Err(); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d checks passed, %d skipped", rep.Passed, rep.Skipped), nil
+	// Counts that verified are settled: later runs stop re-checking them
+	// (applications may consume from the cluster from now on).
+	if r.sum.Drain != nil {
+		var done [][2]string
+		for _, q := range r.sum.Drain.Queues {
+			done = append(done, [2]string{q.Vhost, q.Queue})
+		}
+		if err := shovel.MarkVerified(r.opts.Drain.StatePath, done); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%d checks passed, %d warnings, %d skipped", rep.Passed, rep.Warned, rep.Skipped), nil
 }
 
 // cleanup removes any shovel of warren's still declared on either side (the
 // drain removes each as its queue completes; this catches leftovers of
 // earlier, interrupted runs that found nothing left to move).
 func (r *runner) cleanup(ctx context.Context) (string, error) {
-	removed, err := shovel.Abort(ctx, r.drainOptions())
+	removed, err := shovel.Abort(ctx, r.drainOptions(), false)
 	r.sum.Removed = removed
 	if err != nil {
 		return "", err

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/shovel"
 )
@@ -262,35 +262,69 @@ func TestDrainRefusesTargetQueueThatWouldDropMessages(t *testing.T) {
 	for _, q := range []string{"capped-arg", "capped-policy", "roomy"} {
 		publish(t, src, q, backlog(10, func(int) int { return 10 }))
 	}
-	require.NoError(t, e.TargetAPI.Do(context.Background(), http.MethodPut, "policies/"+e.Vhost+"/cap",
-		map[string]any{"pattern": "^capped-policy$", "apply-to": "queues", "definition": map[string]any{"max-length": 3}}, nil))
+	require.NoError(t, e.TargetAPI.PutPolicy(context.Background(), broker.Policy{Vhost: e.Vhost, Name: "cap", Pattern: "^capped-policy$",
+		ApplyTo: "queues", Definition: map[string]any{"max-length": 3}}))
 	brokertest.Eventually(t, 10*time.Second, func() error {
-		var q struct {
-			Effective map[string]any `json:"effective_policy_definition"`
-		}
-		if err := e.TargetAPI.Get(context.Background(), "queues/"+e.Vhost+"/capped-policy", &q); err != nil {
+		q, err := e.TargetAPI.GetQueue(context.Background(), e.Vhost, "capped-policy")
+		if err != nil {
 			return err
 		}
-		if q.Effective["max-length"] == nil {
+		if q.EffectivePolicyDefinition["max-length"] == nil {
 			return errors.New("policy not applied yet")
 		}
 		return nil
 	})
 
-	report, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
-	require.ErrorIs(t, err, shovel.ErrNotConserved)
-	byQueue := map[string]shovel.QueueResult{}
-	for _, q := range report.Queues {
-		byQueue[q.Queue] = q
-	}
-	assert.Contains(t, byQueue["capped-arg"].Detail, "holds at most 5 messages (argument x-max-length")
-	assert.Contains(t, byQueue["capped-policy"].Detail, "holds at most 3 messages (policy max-length")
-	assert.Equal(t, shovel.StatusDrained, byQueue["roomy"].Status, "a limit with room for the backlog is fine")
-	for _, q := range []string{"capped-arg", "capped-policy"} {
+	// Every limit is checked before anything moves: the queue with room
+	// waits too, and the error names both capped queues and their limits.
+	_, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+	require.ErrorIs(t, err, shovel.ErrTargetLimit)
+	assert.NotErrorIs(t, err, shovel.ErrNotConserved, "nothing was lost")
+	assert.Contains(t, err.Error(), `"capped-arg"`)
+	assert.Contains(t, err.Error(), "holds at most 5 messages (argument x-max-length")
+	assert.Contains(t, err.Error(), "holds at most 3 messages (policy max-length")
+	assert.NotContains(t, err.Error(), `"roomy"`, "a limit with room for the backlog is fine")
+	for _, q := range []string{"capped-arg", "capped-policy", "roomy"} {
 		assert.Equal(t, 10, depth(t, src, q), "nothing may leave the source for %s", q)
 		assert.Zero(t, depth(t, dst, q))
 	}
+
+	// With the policy's limit raised, the rest is refused still; without
+	// the capped-arg queue's backlog, everything moves.
+	require.NoError(t, e.TargetAPI.PutPolicy(context.Background(), broker.Policy{Vhost: e.Vhost, Name: "cap", Pattern: "^capped-policy$",
+		ApplyTo: "queues", Definition: map[string]any{"max-length": 100}}))
+	_, err = src.QueuePurge("capped-arg", false)
+	require.NoError(t, err)
+	brokertest.Eventually(t, 10*time.Second, func() error {
+		q, err := e.TargetAPI.GetQueue(context.Background(), e.Vhost, "capped-policy")
+		if err != nil {
+			return err
+		}
+		if q.EffectivePolicyDefinition["max-length"] != float64(100) {
+			return errors.New("policy not applied yet")
+		}
+		return nil
+	})
+	report, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+	require.NoError(t, err)
+	assert.Len(t, report.Queues, 2)
 	assert.Equal(t, 10, depth(t, dst, "roomy"))
+	assert.Equal(t, 10, depth(t, dst, "capped-policy"))
+}
+
+// A TTL shorter than the migration expires messages on the target: refused
+// before anything moves.
+func TestDrainRefusesShortTargetTTL(t *testing.T) {
+	e := brokertest.New(t)
+	src := e.Channel(t, e.Source, 0)
+	dst := e.Channel(t, e.Target, 0)
+	declare(t, src, "fleeting", nil)
+	declare(t, dst, "fleeting", amqp.Table{"x-message-ttl": int32(60000)})
+	publish(t, src, "fleeting", backlog(3, func(int) int { return 10 }))
+	_, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+	require.ErrorIs(t, err, shovel.ErrTargetLimit)
+	assert.Contains(t, err.Error(), "expire after 1m0s (argument x-message-ttl)")
+	assert.Equal(t, 3, depth(t, src, "fleeting"))
 }
 
 func TestDrainRefusesMissingTargetQueue(t *testing.T) {
@@ -299,10 +333,9 @@ func TestDrainRefusesMissingTargetQueue(t *testing.T) {
 	declare(t, src, "nowhere", nil)
 	publish(t, src, "nowhere", backlog(5, func(int) int { return 10 }))
 
-	report, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
-	require.Error(t, err)
-	require.Len(t, report.Queues, 1)
-	assert.Contains(t, report.Queues[0].Detail, "import the definitions first")
+	_, err := shovel.Drain(context.Background(), drainOpts(e, e.Vhost))
+	require.ErrorIs(t, err, shovel.ErrNoDestination)
+	assert.Contains(t, err.Error(), "Import the definitions first")
 	assert.Equal(t, 5, depth(t, src, "nowhere"), "nothing may leave the source")
 	left, err := shovel.List(context.Background(), e.TargetAPI, shovel.OnTarget)
 	require.NoError(t, err)
@@ -424,10 +457,11 @@ func TestAbortLeavesEveryMessage(t *testing.T) {
 	src, dst, opts := bigBacklog(t, e, n)
 	interrupt(t, e, opts)
 
-	removed, err := shovel.Abort(context.Background(), opts)
+	removed, err := shovel.Abort(context.Background(), opts, false)
 	require.NoError(t, err)
 	require.Len(t, removed, 1)
 	assert.Equal(t, shovel.Name("big"), removed[0].Name)
+	assert.True(t, removed[0].Removed)
 	// Requeues land just after the shovel stops: read until two readings agree.
 	var s, d, prev int
 	brokertest.Eventually(t, 10*time.Second, func() error {
@@ -443,14 +477,19 @@ func TestAbortLeavesEveryMessage(t *testing.T) {
 	assert.LessOrEqual(t, s+d, n+opts.Prefetch)
 	assert.Positive(t, s, "the drain was interrupted early enough to leave messages behind")
 
-	// A drain after an abort counts afresh and moves the rest.
+	// A drain after an abort resumes with the first run's counts, so the
+	// duplicates the abort caused are counted, within the bound of what the
+	// source redelivered, instead of hidden behind a new baseline.
 	report, err := shovel.Drain(context.Background(), opts)
 	require.NoError(t, err)
 	require.Len(t, report.Queues, 1)
-	assert.False(t, report.Queues[0].Resumed)
-	assert.Equal(t, s, report.Queues[0].SourceBefore)
-	assert.Equal(t, s, report.Queues[0].Moved)
+	q := report.Queues[0]
+	assert.True(t, q.Resumed)
+	assert.Equal(t, n, q.SourceBefore, "the first run's baseline is kept")
 	assert.Equal(t, s+d, depth(t, dst, "big"))
+	assert.Equal(t, s+d-n, q.Duplicates, "every extra message is reported")
+	assert.LessOrEqual(t, q.Duplicates, q.DuplicateBound)
+	assert.Zero(t, q.Lost)
 }
 
 func TestParseSide(t *testing.T) {
@@ -483,7 +522,7 @@ func TestDrainGivesUpWhenTheSourceGoesAway(t *testing.T) {
 	dst := e.Channel(t, e.Target, 0)
 	declare(t, src, "lonely", nil)
 	declare(t, dst, "lonely", quorum)
-	const n = 3000
+	const n = 20000 // at prefetch 1, long enough for the stop to land mid-drain
 	publish(t, src, "lonely", backlog(n, func(int) int { return 64 }))
 
 	opts := drainOpts(e, e.Vhost)
@@ -505,7 +544,7 @@ func TestDrainGivesUpWhenTheSourceGoesAway(t *testing.T) {
 
 	// Back up: every message is on one side or the other.
 	require.NoError(t, e.Lab.Up(context.Background()))
-	_, err = shovel.Abort(context.Background(), opts)
+	_, err = shovel.Abort(context.Background(), opts, false)
 	require.NoError(t, err)
 	brokertest.Eventually(t, 20*time.Second, func() error {
 		s := depth(t, e.Channel(t, e.Source, 0), "lonely")

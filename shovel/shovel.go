@@ -13,13 +13,9 @@
 package shovel
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/warrenmq/warren/broker"
 )
 
 // NamePrefix marks the shovels warren owns. Every drain shovel is named
@@ -106,70 +102,3 @@ const DefaultPrefetch = 1000
 
 // DirectURI is the URI by which a shovel reaches the broker it runs on.
 func DirectURI(vhost string) string { return "amqp:///" + url.PathEscape(vhost) }
-
-func paramPath(vhost, name string) string {
-	return "parameters/shovel/" + broker.PathEscape(vhost) + "/" + broker.PathEscape(name)
-}
-
-// Declare creates or replaces the shovel on api's broker.
-func Declare(ctx context.Context, api *broker.API, s Spec) error {
-	body := map[string]any{"component": "shovel", "vhost": s.Vhost, "name": Name(s.Queue), "value": s.Value()}
-	if err := api.Do(ctx, http.MethodPut, paramPath(s.Vhost, Name(s.Queue)), body, nil); err != nil {
-		return fmt.Errorf("declare shovel %s in vhost %s on %s: %w", Name(s.Queue), s.Vhost, api.Endpoint().Name, err)
-	}
-	return nil
-}
-
-// Delete removes a shovel; a missing one is not an error. Deleting a shovel
-// requeues on the source whatever it had not yet acknowledged.
-func Delete(ctx context.Context, api *broker.API, vhost, name string) error {
-	err := api.Do(ctx, http.MethodDelete, paramPath(vhost, name), nil, nil)
-	if err != nil && !broker.IsNotFound(err) {
-		return fmt.Errorf("delete shovel %s in vhost %s on %s: %w", name, vhost, api.Endpoint().Name, err)
-	}
-	return nil
-}
-
-// Info is a shovel as the broker reports it.
-type Info struct {
-	Name   string `json:"name"`
-	Vhost  string `json:"vhost"`
-	Node   string `json:"node,omitempty"`
-	State  string `json:"state,omitempty"`
-	Reason string `json:"reason,omitempty"`
-	// Side is the broker it was found on.
-	Side Side `json:"side"`
-}
-
-// List returns warren's shovels on api's broker (declared, with their status
-// where the broker reports one).
-func List(ctx context.Context, api *broker.API, side Side) ([]Info, error) {
-	var params []struct {
-		Name  string `json:"name"`
-		Vhost string `json:"vhost"`
-	}
-	if err := api.Get(ctx, "parameters/shovel", &params); err != nil {
-		if broker.IsNotFound(err) {
-			return nil, nil // the shovel plugin is off: nothing of ours there
-		}
-		return nil, fmt.Errorf("list shovels on %s: %w", api.Endpoint().Name, err)
-	}
-	var status []Info
-	if err := api.Get(ctx, "shovels", &status); err != nil && !broker.IsNotFound(err) {
-		return nil, fmt.Errorf("shovel status on %s: %w", api.Endpoint().Name, err)
-	}
-	var out []Info
-	for _, p := range params {
-		if !IsWarren(p.Name) {
-			continue
-		}
-		info := Info{Name: p.Name, Vhost: p.Vhost, Side: side}
-		for _, s := range status {
-			if s.Name == p.Name && s.Vhost == p.Vhost {
-				info.Node, info.State, info.Reason = s.Node, s.State, s.Reason
-			}
-		}
-		out = append(out, info)
-	}
-	return out, nil
-}

@@ -2,6 +2,7 @@ package shovel
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/warrenmq/warren/internal/jsonfile"
@@ -48,8 +49,65 @@ func (s *State) Get(vhost, queue string) (QueueResult, bool) {
 // Put records a queue's entry and writes the file atomically.
 func (s *State) Put(r QueueResult) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.Queues[stateKey(r.Vhost, r.Queue)] = &r
+	s.mu.Unlock()
+	return s.save()
+}
+
+// unfinished reports whether an entry holds a baseline a later run must
+// keep: the queue was not drained yet (running, interrupted, failed,
+// aborted).
+func unfinished(r QueueResult) bool { return r.Status != "" && r.Status != StatusDrained }
+
+// All returns copies of every entry.
+func (s *State) All() []QueueResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]QueueResult, 0, len(s.Queues))
+	for _, r := range s.Queues {
+		out = append(out, *r)
+	}
+	return out
+}
+
+// MarkVerified records that a verification passed the counts of these
+// queues (vhost, queue pairs), so later runs stop reporting them.
+func (s *State) MarkVerified(queues [][2]string) error {
+	s.mu.Lock()
+	changed := false
+	for _, q := range queues {
+		if r, ok := s.Queues[stateKey(q[0], q[1])]; ok && r.Status == StatusDrained && !r.Verified {
+			r.Verified, changed = true, true
+		}
+	}
+	s.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return s.save()
+}
+
+// Forget drops the entries of these vhosts (all when empty), so that the
+// next drain counts afresh.
+func (s *State) Forget(vhosts []string) (int, error) {
+	s.mu.Lock()
+	n := 0
+	for k, r := range s.Queues {
+		if len(vhosts) == 0 || slices.Contains(vhosts, r.Vhost) {
+			delete(s.Queues, k)
+			n++
+		}
+	}
+	s.mu.Unlock()
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.save()
+}
+
+func (s *State) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.path == "" {
 		return nil
 	}
@@ -57,4 +115,17 @@ func (s *State) Put(r QueueResult) error {
 		return fmt.Errorf("write drain state: %w", err)
 	}
 	return nil
+}
+
+// MarkVerified records, in the state file at path, that a verification
+// passed the counts of these queues (vhost, queue pairs).
+func MarkVerified(path string, queues [][2]string) error {
+	if path == "" {
+		return nil
+	}
+	s, err := OpenState(path)
+	if err != nil {
+		return err
+	}
+	return s.MarkVerified(queues)
 }

@@ -32,7 +32,7 @@ func TestDrainKeepsValidatedUserID(t *testing.T) {
 	_, err := shovel.Drain(context.Background(), opts)
 	require.Error(t, err)
 	t.Log(err)
-	removed, err := shovel.Abort(context.Background(), opts)
+	removed, err := shovel.Abort(context.Background(), opts, false)
 	require.NoError(t, err)
 	assert.Len(t, removed, 1)
 	brokertest.Eventually(t, 5*time.Second, func() error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -131,11 +130,11 @@ objects conflict, 3 when the target is unreachable or unfit.`,
 			}
 			api, err := tgt.NewAPI()
 			if err != nil {
-				return withCode(exitUsage, err)
+				return usage(err)
 			}
 			chk, chkErr = plan.Check(ctx, api)
 			if chk == nil && chkErr != nil {
-				return classify(chkErr)
+				return (chkErr)
 			}
 		}
 		if g.json() {
@@ -154,9 +153,9 @@ objects conflict, 3 when the target is unreachable or unfit.`,
 			}
 		}
 		if chkErr != nil {
-			return classify(chkErr)
+			return (chkErr)
 		}
-		return classify(plan.Err())
+		return (plan.Err())
 	}
 	return cmd
 }
@@ -187,7 +186,7 @@ so running import again changes nothing.`,
 		}
 		api, err := tgt.NewAPI()
 		if err != nil {
-			return withCode(exitUsage, err)
+			return usage(err)
 		}
 		res, ierr := definitions.Import(ctx, api, plan)
 		if g.json() {
@@ -206,7 +205,7 @@ so running import again changes nothing.`,
 				printImport(w, res)
 			}
 		}
-		return classify(ierr)
+		return (ierr)
 	}
 	return cmd
 }
@@ -214,7 +213,7 @@ so running import again changes nothing.`,
 func writeFile(path string, d *definitions.Definitions) error {
 	file, err := os.Create(path)
 	if err != nil {
-		return withCode(exitUsage, fmt.Errorf("--out-file: %w", err))
+		return usagef("--out-file: %w", err)
 	}
 	if err := writeJSON(file, d); err != nil {
 		file.Close()
@@ -234,7 +233,7 @@ func (f *definitionsFlags) source(ctx context.Context, stdin io.Reader) (*defini
 		if f.file != "-" {
 			file, err := os.Open(f.file)
 			if err != nil {
-				return nil, withCode(exitUsage, fmt.Errorf("--file: %w", err))
+				return nil, usagef("--file: %w", err)
 			}
 			defer file.Close()
 			r = file
@@ -245,7 +244,7 @@ func (f *definitionsFlags) source(ctx context.Context, stdin io.Reader) (*defini
 		}
 		d, err := definitions.Load(r, one)
 		if err != nil {
-			return nil, classify(fmt.Errorf("%s: %w", f.file, err))
+			return nil, (fmt.Errorf("%s: %w", f.file, err))
 		}
 		if len(f.vhosts) > 1 {
 			return only(d, f.vhosts)
@@ -258,11 +257,11 @@ func (f *definitionsFlags) source(ctx context.Context, stdin io.Reader) (*defini
 	}
 	api, err := src.NewAPI()
 	if err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, usage(err)
 	}
 	d, err := definitions.Export(ctx, api)
 	if err != nil {
-		return nil, classify(err)
+		return nil, (err)
 	}
 	if len(f.vhosts) > 0 {
 		return only(d, f.vhosts)
@@ -273,7 +272,7 @@ func (f *definitionsFlags) source(ctx context.Context, stdin io.Reader) (*defini
 func only(d *definitions.Definitions, vhosts []string) (*definitions.Definitions, error) {
 	for _, v := range vhosts {
 		if _, ok := d.Find(definitions.KindVhost, v); !ok {
-			return nil, withCode(exitUsage, fmt.Errorf("--vhost %s: the source has no such vhost", v))
+			return nil, usagef("--vhost %s: the source has no such vhost", v)
 		}
 	}
 	return d.Only(vhosts...), nil
@@ -281,7 +280,7 @@ func only(d *definitions.Definitions, vhosts []string) (*definitions.Definitions
 
 func (f *definitionsFlags) plan(ctx context.Context, stdin io.Reader) (*definitions.Plan, error) {
 	if err := f.opts.Validate(); err != nil {
-		return nil, classify(err)
+		return nil, (err)
 	}
 	d, err := f.source(ctx, stdin)
 	if err != nil {
@@ -289,29 +288,9 @@ func (f *definitionsFlags) plan(ctx context.Context, stdin io.Reader) (*definiti
 	}
 	p, err := definitions.NewPlan(d, f.opts)
 	if err != nil {
-		return nil, classify(err)
+		return nil, (err)
 	}
 	return p, nil
-}
-
-// classify maps a definitions error class to the CLI's exit code.
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return err
-	}
-	switch definitions.ClassOf(err) {
-	case definitions.ClassUsage:
-		return withCode(exitUsage, err)
-	case definitions.ClassPreflight:
-		return withCode(exitPreflight, err)
-	case definitions.ClassConflict:
-		return withCode(exitConflict, err)
-	}
-	return withCode(exitFailure, err)
 }
 
 func printPlan(w io.Writer, p *definitions.Plan) {

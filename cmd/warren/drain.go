@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/warrenmq/warren/broker"
@@ -42,8 +44,8 @@ func addDrainFlags(cmd *cobra.Command) *drainFlags {
 	fs.StringVar(&f.side, "shovel-side", "auto", "where shovels run: target (default for auto: spreads work over the cluster, local publish) or source")
 	fs.StringVar(&f.shovelSourceURL, "shovel-source-url", "", "how the shovels reach the source, when it differs from --source-url (e.g. from inside Kubernetes)")
 	fs.StringSliceVar(&f.shovelTargetURLs, "shovel-target-url", nil, "how shovels on the source reach the target, when it differs from --target-url")
-	fs.IntVar(&f.parallel, "parallel", 4, "queues drained at once")
-	fs.IntVar(&f.prefetch, "prefetch", shovel.DefaultPrefetch, "messages each shovel may have in flight")
+	fs.IntVar(&f.parallel, "parallel", 0, fmt.Sprintf("queues drained at once (default: %d per node that runs shovels)", shovel.ParallelPerNode))
+	fs.IntVar(&f.prefetch, "prefetch", shovel.DefaultPrefetch, "messages each shovel may have in flight: more is faster, and is what one shovel restart can duplicate")
 	fs.BoolVar(&f.allowLive, "allow-live", false, "drain even though clients are attached to the source; each queue must then stay empty for --settle")
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "with --allow-live: how long a source queue must stay empty")
 	fs.DurationVar(&f.stallTimeout, "stall-timeout", 2*time.Minute, "fail a queue whose counts stop moving this long (its shovel keeps running)")
@@ -79,14 +81,42 @@ func statePath(explicit, kind string, src, dst broker.Endpoint) (string, error) 
 	return filepath.Join(dir, kind+"-"+hex.EncodeToString(sum[:6])+".json"), nil
 }
 
+// validate refuses flag values out of range; an explicit --parallel 0 or
+// --vhost ” is refused too (left out, they mean "sized to the cluster"
+// and "every vhost").
+func (f *drainFlags) validate(fs *pflag.FlagSet) error {
+	var errs []error
+	if f.parallel < 1 && fs.Changed("parallel") {
+		errs = append(errs, fmt.Errorf("--parallel %d: want 1 or more (leave it out to size it to the cluster)", f.parallel))
+	}
+	if f.prefetch < 1 {
+		errs = append(errs, fmt.Errorf("--prefetch %d: want 1 or more", f.prefetch))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"settle", f.settle}, {"stall-timeout", f.stallTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s %s: want a positive duration", d.name, d.v))
+		}
+	}
+	if fs.Changed("vhost") && (len(f.vhosts) == 0 || slices.Contains(f.vhosts, "")) {
+		errs = append(errs, errors.New("--vhost: an empty vhost name; name the vhosts, or leave --vhost out for all of them"))
+	}
+	if _, err := shovel.ParseSide(f.side); err != nil {
+		errs = append(errs, fmt.Errorf("--shovel-side: %w", err))
+	}
+	return usage(errors.Join(errs...))
+}
+
 func (f *drainFlags) options(src, dst broker.Endpoint, stderr io.Writer) (shovel.Options, error) {
 	side, err := shovel.ParseSide(f.side)
 	if err != nil {
-		return shovel.Options{}, withCode(exitUsage, err)
+		return shovel.Options{}, usage(err)
 	}
 	path, err := statePath(f.stateFile, "drain", src, dst)
 	if err != nil {
-		return shovel.Options{}, withCode(exitUsage, err)
+		return shovel.Options{}, usage(err)
 	}
 	mode := f.progress
 	if mode == "auto" {
@@ -106,7 +136,7 @@ func (f *drainFlags) options(src, dst broker.Endpoint, stderr io.Writer) (shovel
 	case "none":
 		progress = shovel.NoProgress{}
 	default:
-		return shovel.Options{}, withCode(exitUsage, fmt.Errorf("--progress %q: want auto, bars, log or none", f.progress))
+		return shovel.Options{}, usagef("--progress %q: want auto, bars, log or none", f.progress)
 	}
 	return shovel.Options{
 		Source: src, Target: dst, Vhosts: f.vhosts, Side: side,
@@ -114,21 +144,6 @@ func (f *drainFlags) options(src, dst broker.Endpoint, stderr io.Writer) (shovel
 		Parallel: f.parallel, Prefetch: f.prefetch, AllowLive: f.allowLive, Settle: f.settle,
 		StallTimeout: f.stallTimeout, StatePath: path, Progress: progress,
 	}, nil
-}
-
-// drainError maps a drain failure to its exit code.
-func drainError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, shovel.ErrLiveClients):
-		return withCode(exitPreflight, err)
-	case errors.Is(err, shovel.ErrInterrupted):
-		return withCode(exitInterrupted, err)
-	case errors.Is(err, shovel.ErrNotConserved):
-		return withCode(exitDrain, err)
-	}
-	return withCode(exitPreflight, err)
 }
 
 func newDrainCmd(g *globals) *cobra.Command {
@@ -149,7 +164,8 @@ is.`,
 	}
 	ep := addEndpointFlags(cmd, bothSides)
 	df := addDrainFlags(cmd)
-	abort := cmd.Flags().Bool("abort", false, "remove warren's shovels on both sides and stop; messages stay where they are")
+	abort := cmd.Flags().Bool("abort", false, "remove warren's shovels on both sides and stop; messages stay where they are, the counts are kept for the next drain")
+	forget := cmd.Flags().Bool("forget", false, "with --abort: also forget the drain's counts, so that the next drain counts afresh (duplicates the abort caused then go unreported)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		src, err := ep.source()
 		if err != nil {
@@ -159,23 +175,22 @@ is.`,
 		if err != nil {
 			return err
 		}
+		if err := df.validate(cmd.Flags()); err != nil {
+			return err
+		}
+		if *forget && !*abort {
+			return usagef("--forget goes with --abort")
+		}
 		opts, err := df.options(src, dst, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
 		if *abort {
-			removed, err := shovel.Abort(cmd.Context(), opts)
-			if err != nil {
-				return withCode(exitPreflight, err)
+			results, err := shovel.Abort(cmd.Context(), opts, *forget)
+			if perr := printAbort(cmd.OutOrStdout(), g, results); perr != nil && err == nil {
+				err = perr
 			}
-			if g.json() {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"removed": removed})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d shovel(s)\n", len(removed))
-			for _, s := range removed {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s/%s on %s\n", s.Vhost, s.Name, s.Side)
-			}
-			return nil
+			return err
 		}
 		report, err := shovel.Drain(cmd.Context(), opts)
 		if report != nil {
@@ -183,7 +198,7 @@ is.`,
 				err = perr
 			}
 		}
-		return drainError(err)
+		return err
 	}
 	return cmd
 }
@@ -197,15 +212,55 @@ func printDrainReport(w io.Writer, g *globals, r *shovel.Report) error {
 		return nil
 	}
 	t := table(w)
-	fmt.Fprintln(t, "VHOST\tQUEUE\tSOURCE BEFORE\tTARGET BEFORE\tMOVED\tTARGET AFTER\tSTATUS\tSECONDS\tDETAIL")
+	fmt.Fprintln(t, "VHOST\tQUEUE\tSOURCE BEFORE\tTARGET BEFORE\tMOVED\tDUPLICATES\tBOUND\tLOST\tNODE\tSTATUS\tSECONDS\tDETAIL")
 	for _, q := range r.Queues {
-		fmt.Fprintf(t, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.1f\t%s\n", q.Vhost, q.Queue, q.SourceBefore, q.TargetBefore, q.Moved, q.TargetAfter, q.Status, q.Seconds, q.Detail)
+		status := q.Status
+		if q.Carried {
+			status += " (earlier run)"
+		}
+		fmt.Fprintf(t, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.1f\t%s\n", q.Vhost, q.Queue, q.SourceBefore, q.TargetBefore, q.Moved,
+			q.Duplicates, q.DuplicateBound, q.Lost, q.Node, status, q.Seconds, q.Detail)
 	}
 	t.Flush()
-	fmt.Fprintf(w, "moved %d messages in %.1fs (%.0f msg/s); shovels ran on the %s side, %d queues at a time\n",
+	fmt.Fprintf(w, "moved %d messages in this run in %.1fs (%.0f msg/s); shovels ran on the %s side, %d queues at a time\n",
 		r.Messages, r.Seconds, r.Rate, r.Side, r.Parallel)
+	if r.Duplicates > 0 || r.Lost > 0 {
+		fmt.Fprintf(w, "%d duplicates (each queue's within its bound unless it failed), %d lost\n", r.Duplicates, r.Lost)
+	}
+	for _, p := range r.Placement {
+		fmt.Fprintln(w, "placement:", p)
+	}
+	for _, p := range r.Pauses {
+		fmt.Fprintln(w, "alarm:", p)
+	}
 	for _, s := range r.Skipped {
 		fmt.Fprintln(w, "skipped:", s)
+	}
+	return nil
+}
+
+// printAbort lists what --abort found and did.
+func printAbort(w io.Writer, g *globals, results []shovel.AbortResult) error {
+	if g.json() {
+		return writeJSON(w, map[string]any{"shovels": results})
+	}
+	removed := 0
+	for _, r := range results {
+		if r.Removed {
+			removed++
+		}
+	}
+	fmt.Fprintf(w, "removed %d of %d shovel(s)\n", removed, len(results))
+	for _, r := range results {
+		what := "removed"
+		if !r.Removed {
+			what = "NOT removed: " + r.Error
+		}
+		ghost := ""
+		if r.Ghost {
+			ghost = " (stale status, no parameter)"
+		}
+		fmt.Fprintf(w, "  %s/%s on the %s%s: %s\n", r.Vhost, r.Name, r.Side, ghost, what)
 	}
 	return nil
 }

@@ -29,10 +29,14 @@ func endpointArgs(e *brokertest.Env) []string {
 	for i := range e.Target.AMQP {
 		targets = append(targets, e.Target.URLWithVhost(i, "/"))
 	}
-	return []string{
+	args := []string{
 		"--source-url", e.Source.URLWithVhost(0, "/"), "--source-api", e.Source.API,
 		"--target-url", strings.Join(targets, ","), "--target-api", e.Target.API,
 	}
+	if len(e.Target.NodeAPIs) > 0 {
+		args = append(args, "--node-api", strings.Join(e.Target.NodeAPIs, ","))
+	}
+	return args
 }
 
 func fill(t *testing.T, e *brokertest.Env, queue string, n int) (src, dst *amqp.Channel) {
@@ -132,13 +136,14 @@ func TestDrainExitCodes(t *testing.T) {
 	require.NoError(t, src.PublishWithContext(context.Background(), "", "orphan", false, false, amqp.Publishing{Body: []byte("x")}))
 	args := append([]string{"drain", "--vhost", e.Vhost, "--state-file", filepath.Join(t.TempDir(), "s.json"), "--progress", "none"}, endpointArgs(e)...)
 
-	code, stdout, _ := warren(t, args...)
-	assert.Equal(t, exitDrain, code, "a queue missing on the target fails the drain")
-	assert.Contains(t, stdout, "import the definitions first")
+	code, _, stderr := warren(t, args...)
+	assert.Equal(t, exitPreflight, code, "a queue missing on the target refuses the drain")
+	assert.Contains(t, stderr, "Import the definitions first")
+	assert.Contains(t, stderr, "nothing was moved")
 
 	_, err = src.Consume("orphan", "", false, false, false, false, nil)
 	require.NoError(t, err)
-	code, _, stderr := warren(t, args...)
+	code, _, stderr = warren(t, args...)
 	assert.Equal(t, exitPreflight, code, "a live consumer refuses the drain")
 	assert.Contains(t, stderr, "--allow-live")
 

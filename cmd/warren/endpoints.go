@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +13,8 @@ import (
 type endpointFlags struct {
 	sourceURL, sourceAPI string
 	targetURL, targetAPI string
+	nodeAPIs             []string
+	nodeAPITemplate      string
 	tls                  broker.TLSOptions
 }
 
@@ -33,6 +36,8 @@ func addEndpointFlags(cmd *cobra.Command, sides side) *endpointFlags {
 	if sides&targetSide != 0 {
 		fs.StringVar(&f.targetURL, "target-url", "", "target AMQP URLs, comma separated, one per node")
 		fs.StringVar(&f.targetAPI, "target-api", "", "target HTTP API URL (credentials default to the first AMQP URL's)")
+		fs.StringSliceVar(&f.nodeAPIs, "node-api", nil, "HTTP API URL of each target node, comma separated: shovels are declared on their queue's leader, calls fail over between nodes, and verify checks each login")
+		fs.StringVar(&f.nodeAPITemplate, "node-api-template", "", "derive each target node's HTTP API URL from its name instead: {host} is the part after @, {node} the whole name (e.g. http://{host}:15672)")
 	}
 	fs.StringVar(&f.tls.CAFile, "ca-file", "", "PEM CA bundle for amqps:// and https:// endpoints")
 	fs.StringVar(&f.tls.CertFile, "cert-file", "", "client certificate (PEM) for mutual TLS")
@@ -43,15 +48,29 @@ func addEndpointFlags(cmd *cobra.Command, sides side) *endpointFlags {
 
 func (f *endpointFlags) source() (broker.Endpoint, error) {
 	ep, err := broker.ParseEndpoint("source", f.sourceURL, f.sourceAPI, f.tls)
-	return ep, withCode(exitUsage, err)
+	return ep, usage(err)
 }
 
 func (f *endpointFlags) target() (broker.Endpoint, error) {
 	ep, err := broker.ParseEndpoint("target", f.targetURL, f.targetAPI, f.tls)
-	return ep, withCode(exitUsage, err)
-}
-
-// errNotYet marks a command whose behaviour a later change delivers.
-func errNotYet(what string) error {
-	return withCode(exitFailure, fmt.Errorf("%s is not implemented yet", what))
+	if err != nil {
+		return ep, usage(err)
+	}
+	for _, u := range f.nodeAPIs {
+		api, err := broker.ParseAPIURL("target node", u)
+		if err != nil {
+			return ep, usage(fmt.Errorf("--node-api: %w", err))
+		}
+		ep.NodeAPIs = append(ep.NodeAPIs, api)
+	}
+	if t := f.nodeAPITemplate; t != "" {
+		if !strings.Contains(t, "{host}") && !strings.Contains(t, "{node}") {
+			return ep, usagef("--node-api-template %q: it must contain {host} or {node}", t)
+		}
+		if _, err := broker.ParseAPIURL("target node", broker.NodeAPIURL(t, "rabbit@example")); err != nil {
+			return ep, usage(fmt.Errorf("--node-api-template: %w", err))
+		}
+		ep.NodeAPITemplate = t
+	}
+	return ep, nil
 }

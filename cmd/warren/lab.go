@@ -33,7 +33,7 @@ WARREN_LAB_TARGET_AMQP_PORT (5701, then 5702, 5703), WARREN_LAB_TARGET_API_PORT
 			RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
 				start := time.Now()
 				if err := l.Up(cmd.Context()); err != nil {
-					return withCode(exitPreflight, err)
+					return unavailable(err)
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "lab up in %s\n", time.Since(start).Round(100*time.Millisecond))
 				return printLabStatus(cmd, g, l)
@@ -116,10 +116,10 @@ removed first, so every run starts a migration afresh.`,
 		Args: cobra.NoArgs,
 		RunE: withLab(lab.Default, func(cmd *cobra.Command, _ []string, l *lab.Lab) error {
 			if !seedPrefix.MatchString(prefix) {
-				return withCode(exitUsage, fmt.Errorf("--prefix %q: use letters, digits, '.', '_' and '-', starting with a letter or digit (it names vhosts and users)", prefix))
+				return usagef("--prefix %q: use letters, digits, '.', '_' and '-', starting with a letter or digit (it names vhosts and users)", prefix)
 			}
 			if perQueue < 0 {
-				return withCode(exitUsage, fmt.Errorf("--messages %d: give 0 or more messages per queue", perQueue))
+				return usagef("--messages %d: give 0 or more messages per queue", perQueue)
 			}
 			ctx := cmd.Context()
 			src, err := l.SourceEndpoint().NewAPI()
@@ -132,16 +132,16 @@ removed first, so every run starts a migration afresh.`,
 			}
 			for _, api := range []*broker.API{src, dst} {
 				if err := fixture.Remove(ctx, api, prefix); err != nil {
-					return withCode(exitPreflight, fmt.Errorf("remove an earlier seed (is the lab up? warren lab up): %w", err))
+					return unavailable(fmt.Errorf("remove an earlier seed (is the lab up? warren lab up): %w", err))
 				}
 			}
 			topo, err := fixture.Apply(ctx, src, prefix)
 			if err != nil {
-				return withCode(exitPreflight, err)
+				return unavailable(err)
 			}
 			backlog, err := topo.PublishBacklog(ctx, l.SourceEndpoint(), perQueue)
 			if err != nil {
-				return withCode(exitPreflight, err)
+				return unavailable(err)
 			}
 			counts := backlog.Count()
 			if g.json() {
@@ -167,7 +167,7 @@ func withLab[L any](load func() (L, error), run func(*cobra.Command, []string, L
 	return func(cmd *cobra.Command, args []string) error {
 		l, err := load()
 		if err != nil {
-			return withCode(exitUsage, err)
+			return usage(err)
 		}
 		return run(cmd, args, l)
 	}

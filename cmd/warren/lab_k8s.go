@@ -34,7 +34,7 @@ Pods must use imagePullPolicy: Never; the default StorageClass is
 			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				start := time.Now()
 				if err := l.Up(cmd.Context()); err != nil {
-					return withCode(exitPreflight, err)
+					return unavailable(err)
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "k8s lab up in %s; KUBECONFIG=%s\n", time.Since(start).Round(100*time.Millisecond), l.Kubeconfig())
 				return printK8sStatus(cmd, g, l)
@@ -86,7 +86,7 @@ func newLabK8sBuildCmd() *cobra.Command {
 		RunE: withLab(k8s.Default, func(cmd *cobra.Command, args []string, l *k8s.Lab) error {
 			for _, a := range args {
 				if !slices.Contains(k8s.BuildSteps, a) {
-					return withCode(exitUsage, fmt.Errorf("no build step %q (want one of %s)", a, strings.Join(k8s.BuildSteps, ", ")))
+					return usagef("no build step %q (want one of %s)", a, strings.Join(k8s.BuildSteps, ", "))
 				}
 			}
 			start := time.Now()
@@ -113,7 +113,7 @@ func newLabK8sSourceCmd() *cobra.Command {
 			Args:  cobra.NoArgs,
 			RunE: withLab(k8s.Default, func(cmd *cobra.Command, _ []string, l *k8s.Lab) error {
 				if err := l.SourceUp(cmd.Context()); err != nil {
-					return withCode(exitPreflight, err)
+					return unavailable(err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "source broker %s up: %s\n", k8s.SourceNode, l.SourceEndpoint())
 				return nil

@@ -40,7 +40,6 @@ changes nothing. Exit codes: 3 preflight, 4 plan conflict, 5 drain, 6 verify.`,
 	fs.BoolVar(&opts.SkipVerify, "skip-verify", false, "do not run the verification phase")
 	fs.StringVar(&opts.Verify.ServiceURL, "service-url", "", "verify: client Service AMQP URL to check too")
 	fs.StringVar(&opts.Verify.ServiceAPI, "service-api", "", "verify: client Service HTTP API URL to check too")
-	fs.StringSliceVar(&opts.Verify.NodeAPIs, "node-api", nil, "verify: HTTP API URL of each node, so every node's API login is checked")
 	fs.IntVar(&opts.Verify.ExpectNodes, "expect-nodes", 0, "verify: nodes that must be running (default: one per --target-url)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -53,13 +52,16 @@ changes nothing. Exit codes: 3 preflight, 4 plan conflict, 5 drain, 6 verify.`,
 			return err
 		}
 		if err := df.opts.Validate(); err != nil {
-			return withCode(exitUsage, err)
+			return usage(err)
+		}
+		if err := drain.validate(cmd.Flags()); err != nil {
+			return err
 		}
 		if opts.Drain, err = drain.options(src, dst, cmd.ErrOrStderr()); err != nil {
 			return err
 		}
 		if opts.StatePath, err = statePath("", "migrate", src, dst); err != nil {
-			return withCode(exitUsage, err)
+			return usage(err)
 		}
 		opts.Source, opts.Target, opts.Vhosts, opts.Plan = src, dst, drain.vhosts, df.opts
 
@@ -69,27 +71,9 @@ changes nothing. Exit codes: 3 preflight, 4 plan conflict, 5 drain, 6 verify.`,
 				err = perr
 			}
 		}
-		return migrateError(err)
+		return err
 	}
 	return cmd
-}
-
-// migrateError maps the phase a migration stopped in to its exit code.
-func migrateError(err error) error {
-	if err == nil {
-		return nil
-	}
-	switch migrate.FailedPhase(err) {
-	case migrate.Preflight:
-		return withCode(exitPreflight, err)
-	case migrate.Definitions:
-		return classify(err)
-	case migrate.Drain:
-		return drainError(err)
-	case migrate.Verify:
-		return withCode(exitVerification, err)
-	}
-	return withCode(exitFailure, err)
 }
 
 func printMigration(w io.Writer, g *globals, s *migrate.Summary) error {

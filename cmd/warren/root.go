@@ -15,36 +15,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Exit codes, one per failure class, so scripts can tell them apart.
-const (
-	exitOK           = 0
-	exitFailure      = 1 // anything not classified below
-	exitUsage        = 2 // bad flags or arguments
-	exitPreflight    = 3 // a broker is unreachable, refuses the login, or is unfit
-	exitConflict     = 4 // the plan conflicts with the target, or is unsafe
-	exitDrain        = 5 // moving messages failed or counts did not match
-	exitVerification = 6 // a verification check failed
-	// exitInterrupted is the shell's code for a run stopped by SIGINT: a
-	// drain stopped so resumes when run again.
-	exitInterrupted = 130
-)
-
-// exitError carries an exit code up to main.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func withCode(code int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &exitError{code: code, err: err}
-}
-
 // globals are the flags every command has.
 type globals struct {
 	output  string
@@ -67,10 +37,10 @@ WARREN_SOURCE_URL, --output is WARREN_OUTPUT, and so on.`,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags()); err != nil {
-				return withCode(exitUsage, err)
+				return usage(err)
 			}
 			if g.output != "text" && g.output != "json" {
-				return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", g.output))
+				return usagef("--output %q: want text or json", g.output)
 			}
 			level := slog.LevelInfo
 			if g.verbose {
@@ -92,6 +62,7 @@ WARREN_SOURCE_URL, --output is WARREN_OUTPUT, and so on.`,
 		newVerifyCmd(g),
 	)
 	root.AddCommand(newStackCmds(g)...)
+	usageOnArgs(root)
 	return root
 }
 
@@ -126,13 +97,5 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "warren:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	if strings.Contains(err.Error(), "unknown flag") || strings.Contains(err.Error(), "unknown command") ||
-		strings.Contains(err.Error(), "accepts ") || strings.Contains(err.Error(), "invalid argument") {
-		return exitUsage
-	}
-	return exitFailure
+	return exitCode(err)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -25,20 +24,6 @@ func (f *stackFlags) add(cmd *cobra.Command) {
 
 func (f *stackFlags) options(progress io.Writer) stack.Options {
 	return stack.Options{Stack: f.stack, ProjectDir: f.projectDir, Backend: f.backend, Progress: progress}
-}
-
-// stackError maps the stack package's error kinds to exit codes.
-func stackError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, stack.ErrConfig):
-		return withCode(exitUsage, err)
-	case errors.Is(err, stack.ErrPreflight):
-		return withCode(exitPreflight, err)
-	default:
-		return err
-	}
 }
 
 // progressOut is where Pulumi's progress goes: stdout for people, stderr
@@ -70,7 +55,7 @@ values are kept, so running it again changes nothing.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := stack.Init(cmd.Context(), f.options(cmd.ErrOrStderr()), stack.InitOptions{TLS: tls})
 			if err != nil {
-				return stackError(err)
+				return err
 			}
 			if g.json() {
 				return writeJSON(cmd.OutOrStdout(), res)
@@ -96,7 +81,7 @@ func newPreviewCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := stack.Preview(cmd.Context(), f.options(progressOut(g, cmd)))
 			if err != nil {
-				return stackError(err)
+				return err
 			}
 			if g.json() {
 				return writeJSON(cmd.OutOrStdout(), res)
@@ -118,7 +103,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := stack.Up(cmd.Context(), f.options(progressOut(g, cmd)))
 			if err != nil {
-				return stackError(err)
+				return err
 			}
 			if g.json() {
 				return writeJSON(cmd.OutOrStdout(), res)
@@ -150,7 +135,7 @@ func newDestroyCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := stack.Destroy(cmd.Context(), f.options(progressOut(g, cmd)))
 			if err != nil {
-				return stackError(err)
+				return err
 			}
 			if g.json() {
 				return writeJSON(cmd.OutOrStdout(), res)
@@ -176,11 +161,11 @@ of version control and delete it when done.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
-				return withCode(exitUsage, errors.New("--dir is required: where to write the manifests"))
+				return usagef("--dir is required: where to write the manifests")
 			}
 			res, err := stack.Render(cmd.Context(), f.options(progressOut(g, cmd)), dir)
 			if err != nil {
-				return stackError(err)
+				return err
 			}
 			if g.json() {
 				return writeJSON(cmd.OutOrStdout(), res)

@@ -41,7 +41,7 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 	var (
 		opts                   verify.Options
 		serviceURL, serviceAPI string
-		nodeAPIs, vhosts       []string
+		vhosts                 []string
 		areas                  []string
 		expectNodes, messages  int
 		drainReport            string
@@ -49,7 +49,6 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 	fs := cmd.Flags()
 	fs.StringVar(&serviceURL, "service-url", "", "client Service AMQP URL to check too (credentials default to the target's)")
 	fs.StringVar(&serviceAPI, "service-api", "", "client Service HTTP API URL to check too")
-	fs.StringSliceVar(&nodeAPIs, "node-api", nil, "HTTP API URL of each node, comma separated, so every node's API login is checked")
 	fs.IntVar(&expectNodes, "expect-nodes", 0, "number of nodes that must be running (default: one per --target-url)")
 	fs.StringSliceVar(&vhosts, "vhost", nil, "vhosts to check, comma separated (default: every vhost of the target)")
 	fs.IntVar(&messages, "messages", 20, "round-trip messages each node publishes per vhost")
@@ -65,7 +64,7 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 	fs.StringSliceVar(&areas, "check", nil, "check areas to run, comma separated: health,roundtrip,routing,definitions,conservation (default: all)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		opts.ServiceURL, opts.ServiceAPI, opts.NodeAPIs = serviceURL, serviceAPI, nodeAPIs
+		opts.ServiceURL, opts.ServiceAPI = serviceURL, serviceAPI
 		opts.ExpectNodes, opts.Vhosts, opts.Messages = expectNodes, vhosts, messages
 		var err error
 		if opts.Target, err = ef.target(); err != nil {
@@ -84,23 +83,23 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 			}
 		}
 		if expectNodes < 0 || messages < 1 {
-			return withCode(exitUsage, fmt.Errorf("--expect-nodes %d / --messages %d: want positive numbers", expectNodes, messages))
+			return usagef("--expect-nodes %d / --messages %d: want positive numbers", expectNodes, messages)
 		}
 		for _, a := range areas {
 			area, err := verify.ParseArea(a)
 			if err != nil {
-				return withCode(exitUsage, fmt.Errorf("--check: %w", err))
+				return usagef("--check: %w", err)
 			}
 			opts.Areas = append(opts.Areas, area)
 		}
 		if drainReport != "" {
 			if opts.DrainReport, err = verify.LoadDrainReport(drainReport); err != nil {
-				return withCode(exitUsage, fmt.Errorf("--drain-report: %w", err))
+				return usagef("--drain-report: %w", err)
 			}
 		}
 		report, err := verify.Run(cmd.Context(), opts)
 		if err != nil {
-			return withCode(exitUsage, err)
+			return usage(err)
 		}
 		out := cmd.OutOrStdout()
 		if g.json() {
@@ -110,7 +109,7 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 		} else if err := printVerifyReport(out, report); err != nil {
 			return err
 		}
-		return withCode(exitVerification, report.Err())
+		return report.Err()
 	}
 	return cmd
 }
@@ -144,7 +143,7 @@ var planFlags = []string{"queue-type", "incompatible", "keep-classic", "mirrorin
 func expectMigration(cmd *cobra.Command, opts *verify.Options) error {
 	path, err := statePath("", "migrate", *opts.Source, opts.Target)
 	if err != nil {
-		return withCode(exitUsage, err)
+		return usage(err)
 	}
 	var choices *definitions.Options
 	for _, f := range planFlags {
@@ -154,17 +153,17 @@ func expectMigration(cmd *cobra.Command, opts *verify.Options) error {
 	}
 	srcAPI, err := opts.Source.NewAPI()
 	if err != nil {
-		return withCode(exitUsage, err)
+		return usage(err)
 	}
 	if choices == nil {
 		// Each vhost as its own migration planned it: a cutover in
 		// batches may have made different choices per batch.
 		want, found, err := migrate.Expected(cmd.Context(), srcAPI, path, opts.Vhosts)
 		if definitions.ClassOf(err) == definitions.ClassConflict {
-			return withCode(exitUsage, fmt.Errorf("the recorded migration's plan does not apply; pass the choices the migration was made with (--incompatible, --keep-classic, ...): %w", err))
+			return usagef("the recorded migration's plan does not apply; pass the choices the migration was made with (--incompatible, --keep-classic, ...): %w", err)
 		}
 		if err != nil {
-			return withCode(exitVerification, fmt.Errorf("plan the expected definitions: %w", err))
+			return fmt.Errorf("%w: plan the expected definitions: %w", verify.ErrFailed, err)
 		}
 		if found {
 			slog.Info("expecting the definitions of the recorded migration", "state", path)
@@ -179,10 +178,10 @@ func expectMigration(cmd *cobra.Command, opts *verify.Options) error {
 	}
 	plan, err := migrate.Planned(cmd.Context(), srcAPI, path, opts.Vhosts, choices)
 	if err != nil {
-		return withCode(exitVerification, fmt.Errorf("plan the expected definitions: %w", err))
+		return fmt.Errorf("%w: plan the expected definitions: %w", verify.ErrFailed, err)
 	}
 	if err := plan.Err(); err != nil {
-		return withCode(exitUsage, fmt.Errorf("the plan does not apply as given; pass the choices the migration was made with (--incompatible, --keep-classic, ...): %w", err))
+		return usagef("the plan does not apply as given; pass the choices the migration was made with (--incompatible, --keep-classic, ...): %w", err)
 	}
 	opts.Plan, opts.Want = plan.Options, plan.Want()
 	return nil

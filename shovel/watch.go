@@ -1,0 +1,350 @@
+package shovel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// ackGrace is how long a drained queue waits for the shovel's last acks.
+const ackGrace = time.Second
+
+// redeliveryEvery is how often the source's redeliver counter is read.
+const redeliveryEvery = 2 * time.Second
+
+// queue drains one queue and reports it; failures are in the result.
+func (d *drainer) queue(ctx context.Context, w workItem, r QueueResult) QueueResult {
+	start := time.Now()
+	err := d.drainQueue(ctx, w, &r)
+	r.Seconds += time.Since(start).Seconds()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		r.Status, r.Detail = StatusInterrupted, err.Error()
+		slog.Warn("queue drain interrupted", "vhost", w.vhost, "queue", w.name)
+	case err != nil:
+		r.Status, r.Detail = StatusFailed, err.Error()
+		slog.Error("queue not drained", "vhost", w.vhost, "queue", w.name, "err", err)
+	}
+	// The state keeps the baseline until the queue is drained, so the
+	// next run (resume, after an abort) counts from the first run's
+	// depths and keeps counting its redeliveries.
+	if perr := d.state.Put(r); perr != nil && err == nil {
+		r.Status, r.Detail = StatusFailed, perr.Error()
+	}
+	return r
+}
+
+// drainQueue follows a queue until it is drained, then removes its shovel
+// and judges the counts.
+func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) error {
+	bar := d.opts.Progress.Queue(w.vhost, w.name, r.SourceBefore)
+	defer func() { bar.Done(*r) }()
+	startMoved := r.Moved
+	defer func() { r.MovedThisRun = max(0, r.Moved-startMoved) }()
+
+	via, placement := d.placement(ctx, w.vhost, w.name)
+	r.Placement = placement
+	q := queueRun{d: d, w: w, r: r, via: via}
+	if err := q.start(ctx); err != nil {
+		return err
+	}
+
+	tick := time.NewTicker(d.opts.Poll)
+	defer tick.Stop()
+	lastMoved, lastChange := -1, time.Now()
+	var emptySince, reachedAt, lastRedelivery time.Time
+	lastRead, lastWarned := time.Now(), time.Time{}
+	suspect := 0
+	for {
+		select {
+		case <-ctx.Done():
+			// Leave the shovel running: it keeps moving messages safely
+			// and the next run picks it up.
+			return fmt.Errorf("interrupted; the shovel keeps running, run the same command again to finish: %w", ctx.Err())
+		case <-tick.C:
+		}
+		if paused, err := q.alarms(ctx); err != nil {
+			return err
+		} else if paused {
+			lastChange = time.Now() // a pause is not a stall
+		}
+
+		// Source first, then target: between the two readings messages
+		// only move towards the target, so the target reading is never
+		// behind the source reading (see lossSuspected).
+		srcReady, err := d.counts.sourceReady(ctx, r.Vhost, r.Queue)
+		exact := false
+		if err == nil {
+			exact, err = d.observeTarget(ctx, r)
+		}
+		if err != nil && !errors.Is(err, broker.ErrNoQueue) {
+			// A broker that stays unreachable must not keep warren waiting
+			// for ever: give up after the stall timeout, shovel in place.
+			if time.Since(lastRead) > d.opts.StallTimeout {
+				return fmt.Errorf("%w: cannot read queue depths for %s: %v; the shovel is left running: fix the cause and run the same command again, or `warren drain --abort`",
+					ErrDrainFailed, d.opts.StallTimeout, err)
+			}
+			// Polls are frequent; say it once, then every 10 s while it lasts.
+			if time.Since(lastWarned) >= 10*time.Second {
+				lastWarned = time.Now()
+				slog.Warn("cannot read queue depths; retrying until the stall timeout", "vhost", r.Vhost, "queue", r.Queue,
+					"for", time.Since(lastRead).Round(time.Second), "stall_timeout", d.opts.StallTimeout, "err", err)
+			}
+			continue
+		}
+		if errors.Is(err, broker.ErrNoQueue) {
+			srcReady = 0 // an auto-delete source queue went with its shovel
+		}
+		lastRead, lastWarned = time.Now(), time.Time{}
+		bar.Set(r.Moved)
+		if r.Moved != lastMoved {
+			lastMoved, lastChange = r.Moved, time.Now()
+		}
+		if time.Since(lastRedelivery) >= redeliveryEvery {
+			lastRedelivery = time.Now()
+			q.countRedeliveries(ctx)
+		}
+
+		if !r.Live && exact && d.lossSuspected(r, srcReady) {
+			suspect++
+		} else {
+			suspect = 0
+		}
+		if suspect >= 2 {
+			return q.stopForLoss(ctx)
+		}
+
+		done := false
+		if srcReady == 0 {
+			// Ready is exact but says nothing of messages the shovel holds
+			// unacknowledged. The HTTP API's total (ready + unacked) lags,
+			// but during a drain without producers it only falls, so a
+			// stale zero cannot occur and a zero is the truth.
+			total, err := d.counts.sourceTotal(ctx, r.Vhost, r.Queue)
+			switch {
+			case errors.Is(err, broker.ErrNoQueue) || broker.IsNotFound(err):
+				total = 0
+			case err != nil:
+				slog.Warn("reading source totals", "err", err)
+				continue
+			}
+			if d.opts.AllowLive {
+				if total != 0 {
+					emptySince = time.Time{}
+				} else if emptySince.IsZero() {
+					emptySince = time.Now()
+				}
+				done = !emptySince.IsZero() && time.Since(emptySince) >= d.opts.Settle
+			} else if r.Moved >= r.SourceBefore {
+				// Everything arrived; what may remain is the shovel's acks
+				// for the last confirms, sent the moment they come. A
+				// quorum source's HTTP total lags by a 5s metrics tick, so
+				// after a short grace the acks are taken as landed; should
+				// one not have, the recheck after removal moves it again.
+				if reachedAt.IsZero() {
+					reachedAt = time.Now()
+				}
+				done = total == 0 || time.Since(reachedAt) >= ackGrace
+			}
+		} else {
+			emptySince = time.Time{}
+		}
+
+		if !done && time.Since(lastChange) > d.opts.StallTimeout {
+			if srcReady > 0 {
+				return fmt.Errorf("%w: no progress for %s with %d messages still on the source (%s); the shovel is left running: fix the cause and run the same command again, or `warren drain --abort`",
+					ErrDrainFailed, d.opts.StallTimeout, srcReady, d.fleet.describe(ctx, r.Vhost, r.Shovel))
+			}
+			done = true // source empty; the counts below tell whether all arrived
+		}
+		if !done {
+			continue
+		}
+
+		again, err := q.finish(ctx)
+		if err != nil || !again {
+			bar.Set(r.Moved)
+			return err
+		}
+		lastChange = time.Now()
+	}
+}
+
+// observeTarget updates a queue's arrivals and says whether the reading
+// was exact. Without consumers on the target its depth only grows during a
+// drain, so the highest reading so far is kept: a low reading is a
+// measurement artefact, never a loss (lossSuspected looks at exact
+// readings for that).
+func (d *drainer) observeTarget(ctx context.Context, r *QueueResult) (bool, error) {
+	n, exact, err := d.counts.targetDepth(ctx, r.Vhost, r.Queue)
+	if err != nil {
+		return false, err
+	}
+	if r.Live {
+		r.TargetAfter = n // consumers may take messages: no monotony
+	} else {
+		r.TargetAfter = max(r.TargetAfter, n)
+	}
+	r.Moved = r.TargetAfter - r.TargetBefore
+	if exact && !r.Live {
+		r.lastExact = n
+	}
+	return exact, nil
+}
+
+// lossSuspected reports whether the target holds fewer messages than the
+// source has handed over: the source's ready messages were read first,
+// then the target's, so at least SourceBefore - ready - Prefetch (what a
+// shovel may hold unconfirmed) must have arrived. Fewer means the target
+// dropped some (a limit or TTL set after the drain started).
+func (d *drainer) lossSuspected(r *QueueResult, srcReady int) bool {
+	floor := r.TargetBefore + r.SourceBefore - srcReady - d.opts.Prefetch
+	return r.lastExact < floor
+}
+
+// queueRun is one queue's shovel through a drain: started, paused for
+// alarms, stopped.
+type queueRun struct {
+	d      *drainer
+	w      workItem
+	r      *QueueResult
+	via    *broker.API
+	paused bool
+}
+
+// start makes the queue's shovel run (see fleet.ensureRunning), unless the
+// target is in alarm.
+func (q *queueRun) start(ctx context.Context) error {
+	if active, _ := q.d.alarms.state(); len(active) > 0 && q.pausable() {
+		q.paused = true
+		slog.Warn("queue waits for the target's alarms to clear", "vhost", q.r.Vhost, "queue", q.r.Queue)
+		return nil
+	}
+	st, err := q.d.fleet.ensureRunning(ctx, q.via, q.d.spec(q.r.Vhost, q.r.Queue))
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %v. Nothing was moved by it; run the same command again once the cause is fixed", ErrDrainFailed, err)
+	}
+	q.r.Node = st.Node
+	return nil
+}
+
+// pausable: a shovel on the target ignores the target's alarms and must be
+// stopped; one on the source is blocked by them like any publisher. An
+// auto-delete source queue goes away, with its messages, when its last
+// consumer (the shovel) stops, so its shovel keeps running.
+func (q *queueRun) pausable() bool { return q.d.opts.Side == OnTarget && !q.w.autoDelete }
+
+// alarms pauses or resumes the shovel as the target's alarms come and go,
+// and reports whether the queue is paused.
+func (q *queueRun) alarms(ctx context.Context) (bool, error) {
+	active, _ := q.d.alarms.state()
+	switch {
+	case len(active) > 0 && !q.paused:
+		q.paused = true
+		if q.pausable() {
+			if err := q.d.fleet.remove(ctx, q.r.Vhost, q.r.Shovel); err != nil {
+				return true, err
+			}
+		}
+	case len(active) == 0 && q.paused:
+		q.paused = false
+		if q.pausable() {
+			return false, q.start(ctx)
+		}
+	}
+	return q.paused, nil
+}
+
+// countRedeliveries adds the source's redeliveries to the duplicate bound.
+func (q *queueRun) countRedeliveries(ctx context.Context) {
+	if red, err := q.d.counts.readRedeliveries(ctx, q.r.Vhost, q.r.Queue); err == nil {
+		q.r.addRedeliveries(red)
+	}
+}
+
+// stopForLoss stops the shovel of a queue whose target lost messages, so
+// that the rest stay on the source.
+func (q *queueRun) stopForLoss(ctx context.Context) error {
+	r := q.r
+	rmErr := q.d.fleet.remove(ctx, r.Vhost, r.Shovel)
+	if n, err := q.d.counts.sourceReady(ctx, r.Vhost, r.Queue); err == nil {
+		r.SourceAfter = n
+	}
+	r.tally()
+	limits := "unknown"
+	if dst, err := q.d.dstAPI.GetQueue(ctx, r.Vhost, r.Queue); err == nil {
+		limits = fmt.Sprintf("arguments %v, policy %q %v", dst.Arguments, dst.Policy, dst.EffectivePolicyDefinition)
+	}
+	stopped := "its shovel was stopped"
+	if rmErr != nil {
+		stopped = "stopping its shovel failed too (" + rmErr.Error() + ")"
+	}
+	return fmt.Errorf("%w: the target queue holds %d messages where at least %d must have arrived: it dropped about %d (%s); %s, %d messages are still on the source. "+
+		"Remove the limit or TTL on the target and run the same command again to move the rest; the drain keeps its first counts, so the loss stays reported",
+		ErrNotConserved, r.lastExact-r.TargetBefore, r.SourceBefore-r.SourceAfter-q.d.opts.Prefetch, r.Lost, limits, stopped, r.SourceAfter)
+}
+
+// finish removes the shovel of a queue that looks drained and judges its
+// counts. Removing the shovel requeues anything unacknowledged, so it
+// looks again afterwards: again reports that messages came back and the
+// shovel was declared again.
+func (q *queueRun) finish(ctx context.Context) (again bool, err error) {
+	d, r := q.d, q.r
+	if err := d.fleet.remove(ctx, r.Vhost, r.Shovel); err != nil {
+		return false, err
+	}
+	srcReady, err := d.counts.sourceReady(ctx, r.Vhost, r.Queue)
+	switch {
+	case errors.Is(err, broker.ErrNoQueue):
+		// An auto-delete queue goes with its last consumer, the shovel,
+		// once it is empty: every message had arrived by then.
+		r.Detail, r.SourceDeleted = "source queue auto-deleted when its shovel stopped", true
+		srcReady = 0
+	case err != nil:
+		return false, err
+	}
+	if srcReady > 0 && !d.opts.AllowLive {
+		slog.Info("messages came back to the source after the shovel stopped; continuing", "vhost", r.Vhost, "queue", r.Queue, "ready", srcReady)
+		return true, q.start(ctx)
+	}
+	if _, err := d.observeTarget(ctx, r); err != nil {
+		return false, err
+	}
+	r.SourceAfter = srcReady
+	q.countRedeliveries(ctx)
+	r.tally()
+	if r.Duplicates > r.DuplicateBound {
+		// The redeliver counter lags by the statistics interval: read it
+		// again for a while before calling the duplicates unexplained.
+		deadline := time.Now().Add(12 * time.Second)
+		for r.Duplicates > r.DuplicateBound && time.Now().Before(deadline) {
+			if err := sleep(ctx, time.Second); err != nil {
+				return false, err
+			}
+			q.countRedeliveries(ctx)
+		}
+	}
+	r.Status = StatusDrained
+	switch {
+	case d.opts.AllowLive:
+		r.Detail = "live clients: counts include their traffic"
+	case r.Lost > 0:
+		r.Status = StatusFailed
+		return false, fmt.Errorf("%w: %d queued on the source before the drain, %d arrived and %d are left there: %d lost. Check the target queue's limits (max-length, TTL) and consumers",
+			ErrNotConserved, r.SourceBefore, r.Moved, r.SourceAfter, r.Lost)
+	case r.Duplicates > r.DuplicateBound:
+		r.Status = StatusFailed
+		return false, fmt.Errorf("%w: %d more arrived than were queued, but the source redelivered only %d: another client published to the target queue %q",
+			ErrNotConserved, r.Duplicates, r.DuplicateBound, r.Queue)
+	case r.Duplicates > 0:
+		r.Detail = fmt.Sprintf("warning: %d duplicates (bound %d: messages the source redelivered after a shovel restart; at-least-once)", r.Duplicates, r.DuplicateBound)
+	}
+	return false, nil
+}
