@@ -111,6 +111,12 @@ func (e *StatusError) Error() string {
 		// The management plugin answers 401 "Not administrator user" (or
 		// monitor, management) to a valid login that lacks the tag.
 		msg += " (the login is valid but the user lacks the tag this call needs: " + e.missingTag() + ")"
+	case e.Status == http.StatusUnauthorized && e.LoginValid():
+		// 401 {"error":"not_authorised","reason":"User not authorised to
+		// access object"} (or "... virtual host"): a valid login without the
+		// tag (policymaker, administrator) or the vhost permission the call
+		// needs. A wrong password is {"error":"not_authorized","reason":"Login failed"}.
+		msg += " (the login is valid but the user lacks the tag or vhost permission this call needs)"
 	case e.Status == http.StatusUnauthorized:
 		msg += " (login refused: check the user name and password)"
 	case e.Status == http.StatusForbidden:
@@ -120,6 +126,13 @@ func (e *StatusError) Error() string {
 		msg += ": " + e.Body
 	}
 	return msg
+}
+
+// LoginValid reports whether a 401 answer refused a valid login for want
+// of a tag or permission, rather than the login itself: the management
+// plugin says "Login failed" only for a wrong user name or password.
+func (e *StatusError) LoginValid() bool {
+	return e.Status == http.StatusUnauthorized && e.Body != "" && !strings.Contains(e.Body, "Login failed")
 }
 
 // missingTag reads the tag a 401 "Not administrator user" names.
@@ -209,13 +222,13 @@ func (a *API) once(ctx context.Context, r request, body []byte) error {
 	resp, err := a.http.Do(req)
 	if err != nil {
 		a.failover(base)
-		return &TransportError{Method: r.method, Path: r.path, Endpoint: a.ep.Name, API: base, Err: err}
+		return &TransportError{Method: r.method, Path: r.path, Endpoint: a.ep.Name, API: base, Err: err, tls: a.ep.TLS}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 512<<20))
 	if err != nil {
 		a.failover(base)
-		return &TransportError{Method: r.method, Path: r.path, Endpoint: a.ep.Name, API: base, Err: fmt.Errorf("read the answer: %w", err)}
+		return &TransportError{Method: r.method, Path: r.path, Endpoint: a.ep.Name, API: base, Err: fmt.Errorf("read the answer: %w", err), tls: a.ep.TLS}
 	}
 	if resp.StatusCode/100 != 2 {
 		return &StatusError{Method: r.method, Path: r.path, Status: resp.StatusCode, Body: strings.TrimSpace(string(truncate(data, 300)))}
@@ -235,10 +248,16 @@ func (a *API) once(ctx context.Context, r request, body []byte) error {
 type TransportError struct {
 	Method, Path, Endpoint, API string
 	Err                         error
+
+	tls TLSOptions // the settings used, to say what to change
 }
 
 func (e *TransportError) Error() string {
-	return fmt.Sprintf("%s HTTP API at %s unreachable: %s /api/%s: %v", e.Endpoint, e.API, e.Method, e.Path, e.Err)
+	msg := fmt.Sprintf("%s HTTP API at %s unreachable: %s /api/%s: %v", e.Endpoint, e.API, e.Method, e.Path, e.Err)
+	if h := e.hint(); h != "" {
+		msg += " (" + h + ")"
+	}
+	return msg
 }
 
 // refused reports whether nothing listens at the address, or its name does

@@ -54,3 +54,20 @@ func (a *API) AddBinding(ctx context.Context, vhost, source, destination string,
 	}
 	return nil
 }
+
+// DeleteBinding removes one binding, named by its properties key (see
+// BindingInfo.PropertiesKey); a missing binding is not an error.
+//
+// DELETE /api/bindings/{vhost}/e/{source}/q/{destination}/{props}
+// DELETE /api/bindings/{vhost}/e/{source}/e/{destination}/{props}
+func (a *API) DeleteBinding(ctx context.Context, b BindingInfo) error {
+	kind := "q"
+	if b.DestinationType == "exchange" {
+		kind = "e"
+	}
+	p := path("bindings", b.Vhost, "e", b.Source, kind, b.Destination, b.PropertiesKey)
+	if err := a.Do(ctx, http.MethodDelete, p, nil, nil); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("unbind %q from exchange %q in vhost %q on %s: %w", b.Destination, b.Source, b.Vhost, a.ep.Name, err)
+	}
+	return nil
+}

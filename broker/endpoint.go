@@ -178,7 +178,7 @@ func (e Endpoint) DialNode(ctx context.Context, i int, vhost string) (*amqp.Conn
 	}
 	conn, err := amqp.DialConfig(uri.String(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s at %s: %w", e.Name, RedactURI(uri), explainAMQP(err))
+		return nil, fmt.Errorf("connect to %s at %s: %w", e.Name, RedactURI(uri), e.explainDial(ctx, uri, err))
 	}
 	return conn, nil
 }

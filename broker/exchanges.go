@@ -53,3 +53,14 @@ func (a *API) PutExchange(ctx context.Context, vhost, name string, s ExchangeSet
 	}
 	return nil
 }
+
+// DeleteExchange deletes an exchange and its bindings; a missing exchange
+// is not an error.
+//
+// DELETE /api/exchanges/{vhost}/{name}
+func (a *API) DeleteExchange(ctx context.Context, vhost, name string) error {
+	if err := a.Do(ctx, http.MethodDelete, path("exchanges", vhost, name), nil, nil); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("delete exchange %q in vhost %q on %s: %w", name, vhost, a.ep.Name, err)
+	}
+	return nil
+}

@@ -77,3 +77,14 @@ func (a *API) PutVhostLimit(ctx context.Context, vhost, name string, value int) 
 	}
 	return nil
 }
+
+// DeleteGlobalParameter deletes a global runtime parameter; a missing one
+// is not an error.
+//
+// DELETE /api/global-parameters/{name}
+func (a *API) DeleteGlobalParameter(ctx context.Context, name string) error {
+	if err := a.Do(ctx, http.MethodDelete, path("global-parameters", name), nil, nil); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("delete global parameter %s on %s: %w", name, a.ep.Name, err)
+	}
+	return nil
+}

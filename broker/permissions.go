@@ -57,3 +57,25 @@ func (a *API) PutTopicPermissions(ctx context.Context, vhost, user string, p Top
 	}
 	return nil
 }
+
+// DeletePermissions removes a user's permissions in a vhost; none is not
+// an error.
+//
+// DELETE /api/permissions/{vhost}/{user}
+func (a *API) DeletePermissions(ctx context.Context, vhost, user string) error {
+	if err := a.Do(ctx, http.MethodDelete, path("permissions", vhost, user), nil, nil); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("remove %s's permissions in vhost %s on %s: %w", user, vhost, a.ep.Name, err)
+	}
+	return nil
+}
+
+// DeleteTopicPermissions removes every topic permission of a user in a
+// vhost (the API has no call for one exchange's); none is not an error.
+//
+// DELETE /api/topic-permissions/{vhost}/{user}
+func (a *API) DeleteTopicPermissions(ctx context.Context, vhost, user string) error {
+	if err := a.Do(ctx, http.MethodDelete, path("topic-permissions", vhost, user), nil, nil); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("remove %s's topic permissions in vhost %s on %s: %w", user, vhost, a.ep.Name, err)
+	}
+	return nil
+}

@@ -111,6 +111,11 @@ func (p CallPolicy) run(ctx context.Context, r request, attempt func(context.Con
 			return struct{}{}, backoff.Permanent(err)
 		}
 		var te *TransportError
+		if errors.As(err, &te) && te.misconfigured() {
+			// A scheme that does not match the port, an untrusted
+			// certificate: no retry will change the answer.
+			return struct{}{}, backoff.Permanent(err)
+		}
 		if errors.As(err, &te) && te.refused() && time.Since(start) >= p.RefusedRetry {
 			return struct{}{}, backoff.Permanent(err)
 		}

@@ -188,6 +188,9 @@ func explainAPI(ep broker.Endpoint, err error) error {
 				// (or monitor, management) to a valid login without the tag.
 				return fmt.Errorf("%s user %q may not read this at %s: it needs the administrator tag (%w)", ep.Name, ep.APIUser, ep.API, err)
 			}
+			if se.LoginValid() {
+				return fmt.Errorf("%s user %q logged in at %s but may not make this call: it needs the administrator tag (%w)", ep.Name, ep.APIUser, ep.API, err)
+			}
 			return fmt.Errorf("%s refused the login of user %q at %s: check the user name and password (%w)", ep.Name, ep.APIUser, ep.API, err)
 		case http.StatusForbidden:
 			return fmt.Errorf("%s user %q may not read this at %s: it needs the administrator tag (%w)", ep.Name, ep.APIUser, ep.API, err)
