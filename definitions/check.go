@@ -45,8 +45,16 @@ type CheckResult struct {
 	Preflight []Finding      `json:"preflight"`
 	Objects   []ObjectStatus `json:"objects"`
 	Blockers  []Change       `json:"blockers,omitempty"`
+	// Invalid lists the objects RabbitMQ would refuse part-way through
+	// an import (see Validate), Missing the objects they refer to that
+	// neither the plan nor the target has (see References).
+	Invalid []string `json:"invalid,omitempty"`
+	Missing []string `json:"missing,omitempty"`
 
 	plan *Plan
+	// got is the target's export the check was made against: what
+	// existed before an import, which a rollback must leave alone.
+	got *Definitions
 }
 
 // Count returns how many objects have status s.
@@ -64,6 +72,13 @@ func (r *CheckResult) Count(s Status) int {
 // failed preflight checks, or ClassConflict for conflicts (unless skipped)
 // and blockers, naming each.
 func (r *CheckResult) Err() error {
+	var parts []string
+	class := ClassOther
+	if bad := append(slices.Clone(r.Invalid), r.Missing...); len(bad) > 0 {
+		class = ClassUsage
+		parts = append(parts, fmt.Sprintf("the target would refuse %d thing(s) in these definitions part-way through the import; nothing was changed. Fix them in the file (or on the target) and run again:\n  %s",
+			len(bad), strings.Join(bad, "\n  ")))
+	}
 	var failed []string
 	for _, f := range r.Preflight {
 		if !f.OK {
@@ -71,7 +86,13 @@ func (r *CheckResult) Err() error {
 		}
 	}
 	if len(failed) > 0 {
-		return classed(ClassPreflight, "the target is not fit for these definitions:\n  %s", strings.Join(failed, "\n  "))
+		if class == ClassOther {
+			class = ClassPreflight
+		}
+		parts = append(parts, fmt.Sprintf("the target is not fit for these definitions:\n  %s", strings.Join(failed, "\n  ")))
+	}
+	if len(parts) > 0 {
+		return classed(class, "%s", strings.Join(parts, "\n"))
 	}
 	if err := r.plan.Err(); err != nil {
 		return err
@@ -119,9 +140,10 @@ func (p *Plan) Check(ctx context.Context, target *broker.API) (*CheckResult, err
 	if err != nil {
 		return nil, err
 	}
-	r := &CheckResult{Target: b, Blockers: p.Blockers(), plan: p}
+	r := &CheckResult{Target: b, Blockers: p.Blockers(), plan: p, got: got}
 	r.Preflight = p.preflight(b)
 	want := p.want
+	r.Invalid, r.Missing = Validate(want), References(want, got)
 	for _, k := range Kinds {
 		have := index(k, got.Sections[k])
 		for _, w := range want.Sections[k] {
