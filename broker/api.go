@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -298,7 +299,9 @@ func BrokerReason(body string) string {
 	if json.Unmarshal([]byte(body), &e) != nil || e.Reason == nil {
 		return body
 	}
-	return e.Error + ": " + erlangText(e.Reason)
+	// Validation messages arrive HTML-escaped (&lt;&lt;"ten"&gt;&gt;) and
+	// over several lines.
+	return e.Error + ": " + strings.Join(strings.Fields(html.UnescapeString(erlangText(e.Reason))), " ")
 }
 
 func erlangText(v any) string {

@@ -61,3 +61,14 @@ func (a *API) putPolicy(ctx context.Context, area string, p Policy) error {
 	}
 	return nil
 }
+
+// DeleteOperatorPolicy deletes an operator policy; a missing one is not an
+// error.
+//
+// DELETE /api/operator-policies/{vhost}/{name}
+func (a *API) DeleteOperatorPolicy(ctx context.Context, vhost, name string) error {
+	if err := a.Do(ctx, http.MethodDelete, path("operator-policies", vhost, name), nil, nil); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("delete operator policy %s in vhost %s on %s: %w", name, vhost, a.ep.Name, err)
+	}
+	return nil
+}

@@ -30,6 +30,9 @@ type ImportResult struct {
 	// planned, when it was read back afterwards.
 	Confirmed int           `json:"confirmed"`
 	Duration  time.Duration `json:"duration_ns"`
+	// RolledBack is set when the import failed part-way: what it created
+	// and removed again.
+	RolledBack *Rollback `json:"rolled_back,omitempty"`
 }
 
 // Total is the number of objects created.
@@ -42,12 +45,18 @@ func (r *ImportResult) Total() int {
 }
 
 // Import applies the plan to the target: it runs Check (and stops, with
-// nothing changed, on failed preflight checks, blockers, or conflicts not
+// nothing changed, on objects the target would refuse or that refer to
+// missing ones, failed preflight checks, blockers, or conflicts not
 // skipped), creates the new objects kind by kind in dependency order
 // (vhosts, users, permissions, parameters, policies, exchanges, queues,
 // bindings), then reads the target back and confirms that every planned
 // object is there as planned. Objects the target already holds identically
 // are not touched, so a second Import changes nothing.
+//
+// It is all or nothing: when the target still refuses an object part-way,
+// or does not hold what it accepted, Import removes every object this run
+// created (never one that existed before) and its error says which object
+// was refused, what was rolled back and what is left (ImportResult.RolledBack).
 //
 // The result is non-nil whenever the check ran, also on error.
 func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult, error) {
@@ -68,6 +77,9 @@ func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult,
 		status[o.Kind][o.ID] = o.Status
 	}
 	want := plan.want
+	// Everything sent is recorded first, so that a failure part-way can
+	// remove what this run created and nothing else (see rollback).
+	sent := newJournal(chk)
 	for _, k := range Kinds {
 		var batch []Object
 		for _, o := range want.Sections[k] {
@@ -77,8 +89,9 @@ func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult,
 		}
 		for len(batch) > 0 {
 			n := min(len(batch), batchSize)
+			sent.sending(k, batch[:n])
 			if err := post(ctx, target, k, batch[:n]); err != nil {
-				return res, fmt.Errorf("import %s into %s (%d created before this): %w", section[k], ep.Name, res.Total(), err)
+				return res, res.rollBack(ctx, target, sent, k, batch[:n], fmt.Sprintf("import %s into %s", section[k], ep.Name), err, true)
 			}
 			res.Created[k] += n
 			batch = batch[n:]
@@ -92,7 +105,7 @@ func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult,
 	// the conflicts the user chose to leave.
 	got, err := export(ctx, target)
 	if err != nil {
-		return res, fmt.Errorf("read %s back after import: %w", ep.Name, err)
+		return res, fmt.Errorf("read %s back after import (the import itself was accepted; run the same command again to confirm it): %w", ep.Name, err)
 	}
 	var missing []string
 	for _, d := range Compare(want, got) {
@@ -105,9 +118,21 @@ func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult,
 	res.Confirmed = want.Len() - len(missing) - res.Skipped
 	res.Duration = time.Since(start)
 	if len(missing) > 0 {
-		return res, fmt.Errorf("after import, %s does not hold %d planned object(s) as planned:\n  %s", ep.Name, len(missing), strings.Join(missing, "\n  "))
+		return res, res.rollBack(ctx, target, sent, "", nil, fmt.Sprintf("import into %s", ep.Name),
+			fmt.Errorf("read back, %s does not hold %d planned object(s) as planned:\n  %s", ep.Name, len(missing), strings.Join(missing, "\n  ")), false)
 	}
 	return res, nil
+}
+
+// rollBack undoes a failed import (see journal.rollback) and returns the
+// error that says what failed, what was undone and what is left.
+func (res *ImportResult) rollBack(ctx context.Context, target *broker.API, sent *journal, k Kind, batch []Object, what string, cause error, refused bool) error {
+	rb := sent.rollback(ctx, target, k, batch)
+	res.RolledBack = rb
+	if len(rb.Left) == 0 {
+		res.Created = map[Kind]int{}
+	}
+	return rb.failure(what, cause, refused)
 }
 
 // post sends objects of one kind as a definitions document. Objects carry
@@ -129,7 +154,13 @@ func describeBatch(k Kind, objs []Object) string {
 	if len(objs) == 1 {
 		return fmt.Sprintf("%s %s", k, ID(k, objs[0]))
 	}
-	return fmt.Sprintf("one of %d %s (first %s)", len(objs), section[k], ID(k, objs[0]))
+	// The broker's answer does not say which object it refused: name
+	// them all (Import then says which the target did not create).
+	ids := make([]string, len(objs))
+	for i, o := range objs {
+		ids[i] = ID(k, o)
+	}
+	return fmt.Sprintf("one of %d %s (%s)", len(objs), section[k], limitList(ids, 10))
 }
 
 // withMetadata copies a vhost's description, tags and default queue type
