@@ -14,10 +14,13 @@ type ConnectionInfo struct {
 	Node  string `json:"node"`
 	// UserProvidedName is the client's connection_name property.
 	UserProvidedName string `json:"user_provided_name"`
-	State            string `json:"state"`
-	Channels         int    `json:"channels"`
-	PeerHost         string `json:"peer_host"`
-	PeerPort         int    `json:"peer_port"`
+	// ClientProperties are every property the client sent, warren's
+	// own among them (see DialNodeWith).
+	ClientProperties map[string]any `json:"client_properties"`
+	State            string         `json:"state"`
+	Channels         int            `json:"channels"`
+	PeerHost         string         `json:"peer_host"`
+	PeerPort         int            `json:"peer_port"`
 }
 
 // ListConnections returns the client connections to vhost (to every vhost

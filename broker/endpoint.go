@@ -155,6 +155,14 @@ const ConnectionName = "warren"
 
 // DialNode opens an AMQP connection to node i (an index into AMQP).
 func (e Endpoint) DialNode(ctx context.Context, i int, vhost string) (*amqp.Connection, error) {
+	return e.DialNodeWith(ctx, i, vhost, nil)
+}
+
+// DialNodeWith is DialNode with extra client properties, which the HTTP
+// API lists with the connection (client_properties): a way to find one's
+// own connection, and so the node a URL reaches. connection_name stays
+// ConnectionName, so the connection still counts as warren's.
+func (e Endpoint) DialNodeWith(ctx context.Context, i int, vhost string, props amqp.Table) (*amqp.Connection, error) {
 	if i < 0 || i >= len(e.AMQP) {
 		return nil, fmt.Errorf("%s has %d AMQP URLs, no node %d", e.Name, len(e.AMQP), i)
 	}
@@ -168,6 +176,11 @@ func (e Endpoint) DialNode(ctx context.Context, i int, vhost string) (*amqp.Conn
 			d := net.Dialer{Timeout: e.timeout()}
 			return d.DialContext(ctx, network, addr)
 		},
+	}
+	for k, v := range props {
+		if k != "connection_name" {
+			cfg.Properties[k] = v
+		}
 	}
 	if uri.Scheme == "amqps" {
 		tc, err := e.TLS.Config()
