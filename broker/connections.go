@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 )
 
@@ -49,4 +50,32 @@ func (a *API) CloseConnection(ctx context.Context, name string) error {
 		return fmt.Errorf("close connection %s on %s: %w", name, a.ep.Name, err)
 	}
 	return nil
+}
+
+// ListTrackedConnections returns every client connection from the
+// broker's connection tracking, which lists a connection as soon as it is
+// open (GET /api/connections lags by the statistics interval), with its
+// name, vhost, user and node only. A user without the monitoring tag sees
+// only its own connections.
+//
+// GET /api/connections?disable_stats=true
+func (a *API) ListTrackedConnections(ctx context.Context) ([]ConnectionInfo, error) {
+	var out []ConnectionInfo
+	if err := a.do(ctx, request{method: http.MethodGet, path: "connections?disable_stats=true", out: &out, kind: kindList}); err != nil {
+		return nil, fmt.Errorf("list %s connections: %w", a.ep.Name, err)
+	}
+	return out, nil
+}
+
+// TrackedName is the name RabbitMQ gives a connection (as
+// ListTrackedConnections lists it) between the local and remote address
+// of a client socket, when the broker sees the same addresses (no NAT or
+// port forward in between); "" for addresses it cannot render alike.
+func TrackedName(local, remote net.Addr) string {
+	l, ok1 := local.(*net.TCPAddr)
+	r, ok2 := remote.(*net.TCPAddr)
+	if !ok1 || !ok2 || l.IP.To4() == nil || r.IP.To4() == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d -> %s:%d", l.IP.To4(), l.Port, r.IP.To4(), r.Port)
 }

@@ -68,9 +68,10 @@ func (r *CheckResult) Count(s Status) int {
 	return n
 }
 
-// Err is nil when Import may go ahead. Otherwise it is ClassPreflight for
-// failed preflight checks, or ClassConflict for conflicts (unless skipped)
-// and blockers, naming each.
+// Err is nil when Import may go ahead. Otherwise it is ClassUsage for
+// objects the target would refuse or that refer to missing ones,
+// ClassPreflight for failed preflight checks, or ClassConflict for
+// conflicts (unless skipped) and blockers, naming each.
 func (r *CheckResult) Err() error {
 	var parts []string
 	class := ClassOther
@@ -94,6 +95,13 @@ func (r *CheckResult) Err() error {
 	if len(parts) > 0 {
 		return classed(class, "%s", strings.Join(parts, "\n"))
 	}
+	return r.ConflictErr()
+}
+
+// ConflictErr is the part of Err about the plan itself, nil when it may
+// be imported as it stands: queues that need a decision, and objects that
+// conflict with the target (unless skipped), as ClassConflict.
+func (r *CheckResult) ConflictErr() error {
 	if err := r.plan.Err(); err != nil {
 		return err
 	}

@@ -110,10 +110,14 @@ func Endpoint(ctx context.Context, ep broker.Endpoint, n Needs) *Side {
 		check := fmt.Sprintf("%s URL %d", ep.Name, i+1)
 		where := broker.RedactURI(ep.AMQP[i])
 		switch {
+		case l.err != nil && l.vhostRefused:
+			// The credentials are good; the command works in its own
+			// vhosts (checked below), not necessarily in the URL's.
+			s.Findings = append(s.Findings, Warnf(check, "%v: the login works, but which node this URL reaches is not known", l.err))
 		case l.err != nil:
-			f := Failf(Unfit, check, "%s: %v", where, l.err)
+			f := Failf(Unfit, check, "%v", l.err)
 			if n.LoginFailure == Warn {
-				f = Warnf(check, "%s: %v", where, l.err)
+				f = Warnf(check, "%v", l.err)
 			}
 			s.Findings = append(s.Findings, f)
 		default:
@@ -134,8 +138,12 @@ func Endpoint(ctx context.Context, ep broker.Endpoint, n Needs) *Side {
 // login is one AMQP URL's login.
 type login struct {
 	conn *amqp.Connection
+	user string
 	err  error
 	how  string // " (TLS 1.3)", " (vhost x)", ...
+	// vhostRefused: the broker took the credentials but refused every
+	// vhost tried.
+	vhostRefused bool
 }
 
 // dialOne logs into URL i in its own vhost or, when the user may not open
@@ -151,18 +159,19 @@ func dialOne(ctx context.Context, ep broker.Endpoint, i int, id string, vhosts [
 		}
 	}
 	var first error
+	refused := true
 	for n, v := range candidates {
 		if n > 3 {
 			break
 		}
 		conn, err := ep.DialNodeWith(ctx, i, v, props)
 		if err == nil {
-			l := login{conn: conn}
+			l := login{conn: conn, user: ep.AMQP[i].Username}
 			if st := conn.ConnectionState(); st.HandshakeComplete {
 				l.how = " (" + tlsVersion(st.Version) + ")"
 			}
 			if v != "" {
-				l.how += fmt.Sprintf(" in vhost %s (the URL's vhost %q refused it: %v)", v, ep.AMQP[i].Vhost, first)
+				l.how += fmt.Sprintf(" in vhost %s (it may not open the URL's vhost %q)", v, ep.AMQP[i].Vhost)
 			}
 			return l
 		}
@@ -170,10 +179,11 @@ func dialOne(ctx context.Context, ep broker.Endpoint, i int, id string, vhosts [
 			first = err
 		}
 		if !errors.Is(err, amqp.ErrVhost) && !isNotAllowed(err) {
+			refused = false
 			break
 		}
 	}
-	return login{err: first}
+	return login{err: first, vhostRefused: refused}
 }
 
 func isNotAllowed(err error) bool {
@@ -285,47 +295,69 @@ func hasTag(tags []string, tag string) bool {
 	return false
 }
 
-// identify finds the node of every URL that logged in, by its connection's
-// client property in the HTTP API's connection list.
+// identify finds the node of every URL that logged in. The broker's
+// connection tracking lists a connection as soon as it is open, by the
+// socket's addresses: a connection found there under its own addresses is
+// the URL's. Through NAT or a port forward the broker sees other
+// addresses; then the connection is found by its client property in the
+// statistics' connection list, which lags by the statistics interval.
 func (s *Side) identify(ctx context.Context, api *broker.API, id string, logins []login) {
 	want := 0
-	for _, l := range logins {
+	names := map[string]int{}
+	for i, l := range logins {
 		if l.conn != nil {
 			want++
+			if n := broker.TrackedName(l.conn.LocalAddr(), l.conn.RemoteAddr()); n != "" {
+				names[n] = i
+			}
 		}
 	}
 	if want == 0 {
 		return
 	}
 	api = api.WithPolicy(api.Policy().NoRetry())
-	deadline := time.Now().Add(identifyWait)
+	start := time.Now()
+	deadline := start.Add(identifyWait)
 	for {
-		conns, err := api.ListConnections(ctx, "")
-		found := 0
-		if err == nil {
-			for _, c := range conns {
-				tag, _ := c.ClientProperties[propertyName].(string)
-				for i := range logins {
-					if tag == fmt.Sprintf("%s-%d", id, i) && logins[i].conn != nil {
-						s.URLNodes[i] = c.Node
-					}
-				}
-			}
-			for i, l := range logins {
-				if l.conn != nil && s.URLNodes[i] != "" {
-					found++
+		if tracked, err := api.ListTrackedConnections(ctx); err == nil {
+			for _, c := range tracked {
+				if i, ok := names[c.Name]; ok && c.User == logins[i].user {
+					s.URLNodes[i] = c.Node
 				}
 			}
 		}
-		if found == want || time.Now().After(deadline) || ctx.Err() != nil {
+		if s.found(logins) < want && time.Since(start) > time.Second {
+			if conns, err := api.ListConnections(ctx, ""); err == nil {
+				for _, c := range conns {
+					tag, _ := c.ClientProperties[propertyName].(string)
+					for i := range logins {
+						if tag == fmt.Sprintf("%s-%d", id, i) && logins[i].conn != nil {
+							s.URLNodes[i] = c.Node
+						}
+					}
+				}
+			}
+		}
+		if s.found(logins) == want || time.Now().After(deadline) || ctx.Err() != nil {
 			return
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// found counts the logins whose node is known.
+func (s *Side) found(logins []login) int {
+	n := 0
+	for i, l := range logins {
+		if l.conn != nil && s.URLNodes[i] != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // nodeCounts checks that the URLs reach distinct nodes, every running node
@@ -486,4 +518,20 @@ func randomID() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Has reports whether the side's HTTP API login holds what tag grants.
+func (s *Side) Has(tag string) bool { return s.APIOK && hasTag(s.Tags, tag) }
+
+// Endpoints checks two sides at once (see Endpoint).
+func Endpoints(ctx context.Context, a broker.Endpoint, na Needs, b broker.Endpoint, nb Needs) (*Side, *Side) {
+	var sa *Side
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sa = Endpoint(ctx, a, na)
+	}()
+	sb := Endpoint(ctx, b, nb)
+	<-done
+	return sa, sb
 }

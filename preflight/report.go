@@ -130,9 +130,15 @@ var ErrFailed = errors.New("preflight failed")
 
 func (e *Error) Is(target error) bool { return target == ErrFailed }
 
+// Summary is the error's first line: how many checks failed, and that
+// nothing was changed.
+func (e *Error) Summary() string {
+	return fmt.Sprintf("preflight: %d check(s) failed; nothing was changed. Fix each and run the same command again", len(e.Failed))
+}
+
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "preflight: %d check(s) failed; nothing was changed. Fix each and run the same command again:", len(e.Failed))
+	b.WriteString(e.Summary() + ":")
 	for _, f := range e.Failed {
 		fmt.Fprintf(&b, "\n  %s: %s", f.Check, f.Detail)
 	}
