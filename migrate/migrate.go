@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/preflight"
 	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/verify"
 )
@@ -38,6 +40,10 @@ const (
 // Options configure a migration.
 type Options struct {
 	Source, Target broker.Endpoint
+	// Inputs are findings about the inputs made before Run (the CLI's
+	// flags): the preflight reports them with its own, and fails on any
+	// that failed.
+	Inputs []preflight.Finding
 	// Vhosts limits the migration to these vhosts; all when empty.
 	Vhosts []string
 	// Plan holds the definitions decisions (queue types, mirroring, ...).
@@ -86,7 +92,13 @@ type PhaseError struct {
 	Err   error
 }
 
-func (e *PhaseError) Error() string { return fmt.Sprintf("%s: %v", e.Phase, e.Err) }
+func (e *PhaseError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, string(e.Phase)+":") {
+		return msg // a preflight.Error names its phase
+	}
+	return fmt.Sprintf("%s: %s", e.Phase, msg)
+}
 func (e *PhaseError) Unwrap() error { return e.Err }
 
 // FailedPhase returns the phase a Run error stopped in, "" when none.
@@ -143,6 +155,11 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		res := PhaseResult{Phase: p.phase, Status: "ok", Seconds: time.Since(t0).Seconds(), Detail: detail}
 		if err != nil {
 			res.Status, res.Detail = "failed", err.Error()
+			var pe *preflight.Error
+			if errors.As(err, &pe) {
+				// The findings are in the summary's preflight table.
+				res.Detail = strings.TrimPrefix(pe.Summary(), "preflight: ")
+			}
 			r.sum.Phases = append(r.sum.Phases, res)
 			return r.sum, &PhaseError{p.phase, err}
 		}
@@ -153,10 +170,9 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 }
 
 func (r *runner) definitions(ctx context.Context) (string, error) {
-	plan, err := Planned(ctx, r.src, r.opts.StatePath, r.opts.Vhosts, &r.opts.Plan)
-	if err != nil {
-		return "", err
-	}
+	// Preflight planned and checked; Import checks again, against the
+	// target as it is now.
+	plan := r.sum.Plan
 	if !r.opts.DryRun {
 		var vhosts []string
 		for _, v := range plan.Want().Objects(definitions.KindVhost) {
@@ -166,16 +182,8 @@ func (r *runner) definitions(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	r.sum.Plan = plan
 	if r.opts.DryRun {
-		check, err := plan.Check(ctx, r.dst)
-		r.sum.Check = check
-		if err != nil {
-			return "", err
-		}
-		if err := check.Err(); err != nil {
-			return "", err
-		}
+		check := r.sum.Check
 		return fmt.Sprintf("%d new, %d identical, %d conflicts; nothing imported (dry run)",
 			check.Count(definitions.StatusNew), check.Count(definitions.StatusIdentical), check.Count(definitions.StatusConflict)), nil
 	}

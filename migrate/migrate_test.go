@@ -14,6 +14,7 @@ import (
 	"github.com/warrenmq/warren/internal/jsonfile"
 	"github.com/warrenmq/warren/lab/fixture"
 	"github.com/warrenmq/warren/migrate"
+	"github.com/warrenmq/warren/preflight"
 	"github.com/warrenmq/warren/verify"
 )
 
@@ -159,8 +160,8 @@ func TestMigrateStopsOnIncompatibleArgumentsBeforeChangingAnything(t *testing.T)
 
 	sum, err := migrate.Run(context.Background(), opts)
 	require.Error(t, err)
-	assert.Equal(t, migrate.Definitions, migrate.FailedPhase(err))
-	assert.Equal(t, definitions.ClassConflict, definitions.ClassOf(err))
+	assert.Equal(t, migrate.Preflight, migrate.FailedPhase(err), "the plan is checked in preflight, with every other input")
+	assert.Equal(t, preflight.Conflict, preflight.ClassOf(err))
 	assert.True(t, strings.Contains(err.Error(), "x-max-priority") || strings.Contains(err.Error(), "x-queue-mode"), err.Error())
 	assert.Nil(t, sum.Drain, "nothing drained")
 	for _, v := range topo.Vhosts {
@@ -240,8 +241,44 @@ func TestMigrateRefusesLiveClientsBeforeChangingAnything(t *testing.T) {
 		assert.Equal(t, migrate.Preflight, migrate.FailedPhase(err))
 		assert.Contains(t, err.Error(), "consumer")
 		assert.Contains(t, err.Error(), "--allow-live")
-		assert.Nil(t, sum.Plan, "nothing planned or imported")
+		assert.Nil(t, sum.Import, "nothing imported")
+		assert.Nil(t, sum.Drain, "nothing drained")
 	}
 	var vh map[string]any
 	require.Error(t, e.TargetAPI.Get(context.Background(), "vhosts/"+shop, &vh), "nothing imported")
+}
+
+// A verification that fails after the drain leaves the counts unsettled:
+// the next run, with nothing left to move, checks them again instead of
+// skipping conservation and passing.
+func TestRerunAfterFailedVerifyChecksConservationAgain(t *testing.T) {
+	e := brokertest.New(t)
+	topo, _ := seed(t, e, 2)
+	opts := options(e, topo)
+	dir := t.TempDir()
+	opts.Drain.StatePath, opts.StatePath = dir+"/drain.json", dir+"/migrate.json"
+	opts.Verify.ServiceURL = "amqp://127.0.0.1:1/" // a client Service that does not answer: health fails
+	ctx := context.Background()
+
+	sum, err := migrate.Run(ctx, opts)
+	require.Error(t, err)
+	require.Equal(t, migrate.Verify, migrate.FailedPhase(err), "phases: %+v", sum.Phases)
+	require.NotNil(t, sum.Drain)
+	moved := map[string]bool{}
+	for _, q := range sum.Drain.Queues {
+		moved[q.Vhost+"/"+q.Queue] = true
+	}
+	require.NotEmpty(t, moved)
+
+	opts.Verify.ServiceURL = ""
+	again, err := migrate.Run(ctx, opts)
+	require.NoError(t, err, "phases: %+v", again.Phases)
+	checked := map[string]bool{}
+	for _, c := range again.Verify.Area(verify.AreaConservation) {
+		assert.NotEqual(t, verify.Skip, c.Status, "%s: %s", c.Name, c.Detail)
+		checked[strings.TrimPrefix(c.Name, "conservation ")] = c.Status == verify.Pass || c.Status == verify.Warn
+	}
+	for q := range moved {
+		assert.True(t, checked[q], "the rerun checks %s's counts again", q)
+	}
 }

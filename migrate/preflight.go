@@ -6,20 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/preflight"
 	"github.com/warrenmq/warren/shovel"
 )
 
 // PreflightReport is what the preflight phase learned about both brokers.
 type PreflightReport struct {
-	Source   *definitions.Broker   `json:"source"`
-	Target   *definitions.Broker   `json:"target"`
-	Nodes    []NodeHeadroom        `json:"target_nodes"`
-	Findings []definitions.Finding `json:"findings"`
+	Source *definitions.Broker `json:"source"`
+	Target *definitions.Broker `json:"target"`
+	Nodes  []NodeHeadroom      `json:"target_nodes"`
+	// Findings are every check's outcome, the CLI's own (Options.Inputs)
+	// first: the one table a migration stops on.
+	Findings []preflight.Finding `json:"findings"`
 	// BacklogMessages and BacklogBytes are what the source holds in the
 	// queues in scope: messages as counted now, bytes as the HTTP API
 	// counts them (see backlog). UnsizedMessages are messages whose size
@@ -54,39 +56,104 @@ type QueueBacklog struct {
 	Bytes    int64  `json:"bytes"`
 }
 
-// ErrPreflight marks a broker unfit for the migration.
-var ErrPreflight = errors.New("the brokers are not ready for the migration")
-
 // diskFactor is the disk headroom asked of each target node per byte of
 // backlog: every quorum queue member keeps a full copy, written to the WAL
 // and again to segment files before the WAL is truncated.
 const diskFactor = 2
 
+// preflight checks every input before anything changes, and reports every
+// finding at once: the CLI's flags (Options.Inputs), the TLS files, both
+// brokers' logins, tags, permissions and nodes (see preflight.Endpoint),
+// that they are two brokers, the vhosts, the shovel plugin, alarms, live
+// clients, disk headroom for the backlog, and the definitions plan checked
+// against the target (invalid objects, missing references, conflicts,
+// queues that need a decision). It fails with a *preflight.Error whose
+// class is the failure to fix first.
 func (r *runner) preflight(ctx context.Context) (string, error) {
 	rep := &PreflightReport{}
 	r.sum.Preflight = rep
+	var checks preflight.Report
+	defer func() { rep.Findings = checks.Findings }()
+	checks.Add(r.opts.Inputs...)
+	checks.Add(preflight.TLSFiles(r.opts.Target.TLS, preflight.UsesTLS(r.opts.Source, r.opts.Target))...)
+	if err := r.checkBrokers(ctx, rep, &checks); err != nil {
+		return "", err
+	}
+	if err := checks.Err(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("source %s, target %s (%d nodes); backlog %d messages, %s",
+		rep.Source.Version, rep.Target.Version, len(rep.Nodes), rep.BacklogMessages, mib(rep.BacklogBytes)), nil
+}
+
+// checkBrokers adds the brokers' findings to checks. It returns an error
+// only for a failure that is no finding (a cancelled context).
+func (r *runner) checkBrokers(ctx context.Context, rep *PreflightReport, checks *preflight.Report) error {
+	src, dst := r.endpoints(ctx)
+	checks.Add(src.Findings...)
+	checks.Add(dst.Findings...)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !src.APIOK || !dst.APIOK || !hasAdmin(src) || !hasAdmin(dst) {
+		// Every other check reads the brokers through these logins, as
+		// an administrator (reported above when it is not one).
+		return nil
+	}
 	var err error
 	if rep.Source, err = definitions.Probe(ctx, r.src); err != nil {
-		return "", err
+		checks.Add(preflight.Failf(preflight.Unfit, "source", "%v", err))
+		return nil
 	}
 	if rep.Target, err = definitions.Probe(ctx, r.dst); err != nil {
-		return "", err
+		checks.Add(preflight.Failf(preflight.Unfit, "target", "%v", err))
+		return nil
 	}
+	if err := broker.CheckDistinct(ctx, r.src, r.dst); errors.Is(err, broker.ErrSameBroker) {
+		checks.Add(preflight.Failf(preflight.Usage, "source and target", "%v", err))
+		return nil
+	}
+	return r.checkMigration(ctx, rep, checks)
+}
+
+func hasAdmin(s *preflight.Side) bool { return s.Has("administrator") }
+
+// endpoints checks both sides at once.
+func (r *runner) endpoints(ctx context.Context) (src, dst *preflight.Side) {
+	return preflight.Endpoints(ctx,
+		r.opts.Source, preflight.Needs{
+			Tag: "administrator", Why: "exporting the source's definitions",
+			Vhosts: r.opts.Vhosts, Read: true, CountMismatch: preflight.OK},
+		r.opts.Target, preflight.Needs{
+			Tag: "administrator", Why: "importing definitions and running shovels",
+			Vhosts: r.opts.Vhosts, Configure: !r.opts.SkipVerify, Write: true, Read: !r.opts.SkipVerify,
+			CountMismatch: preflight.Fail, ExpectNodes: r.opts.Verify.ExpectNodes})
+}
+
+// checkMigration is the migration's own checks, on two brokers that
+// answer.
+func (r *runner) checkMigration(ctx context.Context, rep *PreflightReport, checks *preflight.Report) error {
 	add := func(check string, ok bool, detail string, args ...any) {
-		rep.Findings = append(rep.Findings, definitions.Finding{Check: check, OK: ok, Detail: fmt.Sprintf(detail, args...)})
+		if ok {
+			checks.Add(preflight.Passf(check, detail, args...))
+		} else {
+			checks.Add(preflight.Failf(preflight.Unfit, check, detail, args...))
+		}
 	}
+	warn := func(check string, detail string, args ...any) { checks.Add(preflight.Warnf(check, detail, args...)) }
 
 	// A mistyped --vhost would select nothing and report success.
 	vhostsOK := true
 	if err := r.src.CheckVhosts(ctx, r.opts.Vhosts); err != nil {
-		add("vhosts", false, "--vhost: %v", err)
+		checks.Add(preflight.Failf(preflight.Usage, "vhosts", "--vhost: %v", err))
 		vhostsOK = false
 	}
 
 	// The shovel plugin must run where the shovels will.
 	side, err := shovel.ParseSide(string(r.opts.Drain.Side))
 	if err != nil {
-		return "", err
+		checks.Add(preflight.Failf(preflight.Usage, "flags", "--shovel-side: %v", err))
+		return nil
 	}
 	runner := rep.Target
 	if side == shovel.OnSource {
@@ -101,7 +168,8 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 	}{{r.src, "source"}, {r.dst, "target"}} {
 		nodes, err := nodes(ctx, b.api)
 		if err != nil {
-			return "", err
+			checks.Add(preflight.Failf(preflight.Unfit, b.name+" nodes", "%v", err))
+			continue
 		}
 		for _, n := range nodes {
 			if n.MemAlarm || n.DiskAlarm {
@@ -118,17 +186,23 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 
 	// Clients still attached would make the drain refuse after the import;
 	// refuse now, before anything changes (and say so in a dry run).
-	if vhostsOK {
+	if vhostsOK && r.opts.Drain.Validate() == nil {
 		if err := shovel.CheckLive(ctx, r.drainOptions()); errors.Is(err, shovel.ErrLiveClients) {
 			add("live clients", false, "%v", err)
 		} else if err != nil {
-			return "", err
+			add("live clients", false, "%v", err)
 		}
 	}
 
+	if !vhostsOK {
+		return nil // a plan of the vhosts that exist would be beside the point
+	}
+	r.checkPlan(ctx, checks)
+
 	backlog, err := r.backlog(ctx)
 	if err != nil {
-		return "", err
+		add("backlog", false, "%v", err)
+		return nil
 	}
 	r.sum.Backlog = backlog
 	for _, q := range backlog {
@@ -139,7 +213,7 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		}
 	}
 	if rep.UnsizedMessages > 0 {
-		add("backlog size", true, "warning: the source's HTTP API has not yet counted the size of %d of %d messages: disk headroom is judged without them",
+		warn("backlog size", "the source's HTTP API has not yet counted the size of %d of %d messages: disk headroom is judged without them",
 			rep.UnsizedMessages, rep.BacklogMessages)
 		slog.Warn("backlog size partly unknown", "unsized_messages", rep.UnsizedMessages)
 	}
@@ -158,22 +232,37 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		// a node near its watermark blocks publishers, shovels included,
 		// and the drain then stalls rather than loses anything.
 		if mem := n.MemLimit - n.MemUsed; mem < rep.BacklogBytes {
-			add("memory headroom", true, "warning: target node %s: %s below its memory watermark, the backlog is %s; the drain may be throttled", n.Name, mib(mem), mib(rep.BacklogBytes))
+			warn("memory headroom", "target node %s: %s below its memory watermark, the backlog is %s; the drain may be throttled", n.Name, mib(mem), mib(rep.BacklogBytes))
 			slog.Warn("little memory headroom on a target node", "node", n.Name, "headroom", mib(mem), "backlog", mib(rep.BacklogBytes))
 		}
 	}
 
-	var failed []string
-	for _, f := range rep.Findings {
-		if !f.OK {
-			failed = append(failed, f.Detail)
+	return nil
+}
+
+// checkPlan plans the definitions and checks the plan against the target,
+// as the definitions phase will import it, and adds what stands in the
+// way: objects the target would refuse or that refer to missing ones
+// (usage), a target unfit for them (preflight), conflicts and queues that
+// need a decision (conflict).
+func (r *runner) checkPlan(ctx context.Context, checks *preflight.Report) {
+	plan, err := Planned(ctx, r.src, r.opts.StatePath, r.opts.Vhosts, &r.opts.Plan)
+	if err != nil {
+		class := preflight.Unfit
+		if definitions.ClassOf(err) == definitions.ClassUsage {
+			class = preflight.Usage
 		}
+		checks.Add(preflight.Failf(class, "definitions", "plan: %v", err))
+		return
 	}
-	if len(failed) > 0 {
-		return "", fmt.Errorf("%w: %s", ErrPreflight, strings.Join(failed, "; "))
+	r.sum.Plan = plan
+	chk, err := plan.Check(ctx, r.dst)
+	r.sum.Check = chk
+	if chk == nil {
+		checks.Add(preflight.Failf(preflight.Unfit, "definitions", "check the plan against the target: %v", err))
+		return
 	}
-	return fmt.Sprintf("source %s, target %s (%d nodes); backlog %d messages, %s",
-		rep.Source.Version, rep.Target.Version, len(rep.Nodes), rep.BacklogMessages, mib(rep.BacklogBytes)), nil
+	checks.Add(preflight.Plan(chk)...)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
