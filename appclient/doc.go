@@ -21,8 +21,12 @@
 //     only once the broker has confirmed the message. Unconfirmed messages
 //     are kept and published again after a reconnect: at least once, never
 //     a silent drop. Messages are mandatory: an unroutable one is an error
-//     (ErrUnroutable). While the broker blocks the connection (memory or
-//     disk alarm, connection.blocked) Publish waits; it does not fail.
+//     (ErrUnroutable). A message the broker refuses (basic.nack) is
+//     published again on a new channel a few times before Publish returns
+//     ErrNacked: on RabbitMQ 3.10 a channel that published to a quorum
+//     queue whose leader died keeps nacking after the queue has a new
+//     leader. While the broker blocks the connection (memory or disk
+//     alarm, connection.blocked) Publish waits; it does not fail.
 //   - Consumer acks manually after the handler returns nil, with a
 //     prefetch, a bounded number of attempts per message and then
 //     dead-lettering (see "Redeliveries" below).

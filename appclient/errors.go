@@ -11,9 +11,8 @@ import (
 var ErrUnroutable = errors.New("appclient: message unroutable")
 
 // ErrNacked is returned by Publish when the broker refused a message
-// (basic.nack), e.g. a queue at its length limit with overflow
-// reject-publish. The message was not stored; publishing it again is the
-// caller's choice.
+// (basic.nack) more often than PublisherOptions.NackRetries allows, e.g. a
+// queue that stays at its length limit with overflow reject-publish.
 var ErrNacked = errors.New("appclient: the broker refused the message (basic.nack)")
 
 // ErrUnconfirmed is returned, with the context's error, by Publish when its

@@ -160,7 +160,7 @@ func (f *flow) waitConfirmed(n int64, d time.Duration) {
 	target := f.confirmed.Load() + n
 	brokertest.Eventually(f.t, d, func() error {
 		if got := f.confirmed.Load(); got < target {
-			return fmt.Errorf("%d messages confirmed, waiting for %d", got, target)
+			return fmt.Errorf("%d messages confirmed, waiting for %d (%d publishes failed, last error: %v)", got, target, f.pubErrs.Load(), f.lastErr.Load())
 		}
 		return nil
 	})

@@ -20,14 +20,23 @@ type PublisherOptions struct {
 	// MaxInFlight bounds the messages published and not yet confirmed
 	// (default 256). Publish calls beyond it wait.
 	MaxInFlight int
+	// NackRetries is how many times a message the broker refuses
+	// (basic.nack) is published again, each time on a new channel after a
+	// backoff wait, before Publish returns ErrNacked (default 5; negative
+	// for none). Nacks are mostly passing: a quorum queue between leaders,
+	// a queue at its length limit with overflow reject-publish.
+	NackRetries int
 	// AllowUnroutable publishes without the mandatory flag: the broker
 	// then drops a message no queue is bound for, and Publish returns nil.
 	// By default such a message is an error (ErrUnroutable).
 	AllowUnroutable bool
 }
 
-// DefaultMaxInFlight bounds unconfirmed messages per publisher.
-const DefaultMaxInFlight = 256
+// Defaults of PublisherOptions.
+const (
+	DefaultMaxInFlight = 256
+	DefaultNackRetries = 5
+)
 
 // Publisher publishes with publisher confirms on a channel of its own, and
 // keeps every message until the broker confirms it: when the channel or the
@@ -58,7 +67,7 @@ type PublisherStats struct {
 	Confirmed   int64 // acknowledged by the broker (Publish returned nil or ErrUnroutable)
 	Republished int64 // sent again after a lost channel or connection
 	Returned    int64 // returned unroutable
-	Nacked      int64 // refused by the broker
+	Nacked      int64 // refused by the broker (each refusal, retried or not)
 }
 
 // NewPublisher starts a publisher on the client's connection. It does no
@@ -66,6 +75,12 @@ type PublisherStats struct {
 func (c *Client) NewPublisher(opts PublisherOptions) *Publisher {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	switch {
+	case opts.NackRetries == 0:
+		opts.NackRetries = DefaultNackRetries
+	case opts.NackRetries < 0:
+		opts.NackRetries = 0
 	}
 	p := &Publisher{c: c, log: c.log.With("role", "publisher"), opts: opts,
 		reqs: make(chan *pending), closing: make(chan struct{}), done: make(chan struct{})}
@@ -91,6 +106,7 @@ type pending struct {
 	state         atomic.Int32
 	returned      *amqp.Return
 	softFails     int
+	nacks         int
 }
 
 // Publish publishes a message and waits until the broker has confirmed it.
@@ -101,7 +117,8 @@ type pending struct {
 // duplicates that at-least-once delivery brings.
 //
 // The error is a *ReturnedError (errors.Is ErrUnroutable) when no queue
-// took the message, ErrNacked when the broker refused it, and, when ctx
+// took the message, ErrNacked when the broker kept refusing it (see
+// PublisherOptions.NackRetries), and, when ctx
 // ends first, ctx's error: joined with ErrUnconfirmed when the message had
 // gone out (it may be in a queue), alone when it had not.
 func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
@@ -277,16 +294,25 @@ func (p *Publisher) session(ch *amqp.Channel, queue []*pending) (_ []*pending, f
 			}
 		}
 	}
+	nacked := false // a message awaits publishing again after a nack
 	settle := func(cf amqp.Confirmation) {
 		m, ok := inflight[cf.DeliveryTag]
 		if !ok {
 			return
 		}
+		if !cf.Ack {
+			p.stats.nacked.Add(1)
+		}
+		if !cf.Ack && m.nacks < p.opts.NackRetries {
+			// Stays in flight: published again on a new channel.
+			m.nacks++
+			nacked = true
+			return
+		}
 		delete(inflight, cf.DeliveryTag)
 		switch {
 		case !cf.Ack:
-			p.stats.nacked.Add(1)
-			m.result <- fmt.Errorf("appclient: message %s to exchange %q: %w", m.msg.MessageId, m.exchange, ErrNacked)
+			m.result <- fmt.Errorf("appclient: message %s to exchange %q, refused %d times: %w", m.msg.MessageId, m.exchange, m.nacks+1, ErrNacked)
 		case m.returned != nil:
 			p.stats.confirmed.Add(1)
 			p.stats.returned.Add(1)
@@ -326,6 +352,12 @@ func (p *Publisher) session(ch *amqp.Channel, queue []*pending) (_ []*pending, f
 		}
 		if closing == nil && len(queue) == 0 && len(inflight) == 0 {
 			return nil, true
+		}
+		if nacked {
+			// On RabbitMQ 3.10 a channel that published to a quorum queue
+			// whose leader died keeps nacking after the queue has a new
+			// leader (seen in the lab): publish again on a new channel.
+			return p.requeue(&amqp.Error{Reason: "the broker nacked a message"}, false, inflight, queue), false
 		}
 		var unblocked <-chan struct{}
 		if blocked, ch := p.c.Blocked(); blocked && len(queue) > 0 {

@@ -76,18 +76,25 @@ func TestPublishHonoursItsContext(t *testing.T) {
 }
 
 // A queue that refuses messages (overflow reject-publish at its length
-// limit) nacks them: Publish says so.
-func TestPublishNackedIsAnError(t *testing.T) {
+// limit) nacks them. The publisher tries again a few times on new
+// channels, then Publish says so.
+func TestPublishNackedIsAnErrorAfterRetries(t *testing.T) {
 	t.Parallel()
 	e := brokertest.New(t)
 	ctx := context.Background()
 	c := dial(t, "nack", urls(e.Source))
 	require.NoError(t, c.Declare(ctx, appclient.Queue{Name: "full", Type: appclient.Classic,
 		Args: amqp.Table{"x-max-length": 1, "x-overflow": "reject-publish"}}))
-	p := c.NewPublisher(appclient.PublisherOptions{})
+	p := c.NewPublisher(appclient.PublisherOptions{NackRetries: 2})
 	require.NoError(t, p.Publish(ctx, "", "full", amqp.Publishing{Body: []byte("1")}))
 	err := p.Publish(ctx, "", "full", amqp.Publishing{Body: []byte("2")})
 	assert.ErrorIs(t, err, appclient.ErrNacked)
+	assert.ErrorContains(t, err, "refused 3 times")
+	assert.Equal(t, int64(3), p.Stats().Nacked)
+
+	once := c.NewPublisher(appclient.PublisherOptions{NackRetries: -1})
+	assert.ErrorIs(t, once.Publish(ctx, "", "full", amqp.Publishing{Body: []byte("3")}), appclient.ErrNacked)
+	assert.Equal(t, int64(1), once.Stats().Nacked)
 }
 
 // A message amqp091 cannot encode is refused up front, and the publisher
