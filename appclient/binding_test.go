@@ -123,3 +123,22 @@ func TestBindingWithCAConnectsOverTLS(t *testing.T) {
 	p := c.NewPublisher(appclient.PublisherOptions{})
 	require.NoError(t, p.Publish(ctx, "", "over-tls", amqp.Publishing{Body: []byte("x")}))
 }
+
+func TestFromEnvPrefersAMQPURLsThenTheBinding(t *testing.T) {
+	root := t.TempDir()
+	writeBinding(t, filepath.Join(root, "mq"), map[string]string{"type": "rabbitmq", "host": "from-binding", "username": "u", "password": "p"})
+	t.Setenv(appclient.BindingRootEnv, root)
+	t.Setenv(appclient.URLsEnv, "amqp://u:p@a:5672/,amqp://u:p@b:5672/")
+	cfg, err := appclient.FromEnv()
+	require.NoError(t, err)
+	assert.Len(t, cfg.URLs, 2)
+
+	t.Setenv(appclient.URLsEnv, "")
+	cfg, err = appclient.FromEnv()
+	require.NoError(t, err)
+	assert.Contains(t, cfg.URLs[0], "from-binding")
+
+	t.Setenv(appclient.BindingRootEnv, "")
+	_, err = appclient.FromEnv()
+	assert.ErrorContains(t, err, appclient.URLsEnv)
+}
