@@ -12,6 +12,62 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// closeTimeout bounds closing a channel or a connection: during an alarm
+// the broker does not read from a blocked connection, so a close handshake
+// could wait for ever.
+const closeTimeout = 5 * time.Second
+
+// closeChannel closes ch, waiting at most closeTimeout; a close that takes
+// longer completes in the background, or when the connection closes.
+func closeChannel(ch *amqp.Channel) {
+	done := make(chan struct{})
+	go func() { _ = ch.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+	}
+}
+
+// await runs an AMQP call that may go unanswered for as long as an alarm
+// lasts (the broker stops reading from a blocked connection, so even
+// channel.open waits), and returns when the call does or ctx ends. In the
+// latter case the call completes in the background.
+func await(ctx context.Context, call func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// openChannel opens a channel on conn, or gives up when ctx ends (a
+// channel that opens later is closed at once).
+func openChannel(ctx context.Context, conn *amqp.Connection) (*amqp.Channel, error) {
+	type result struct {
+		ch  *amqp.Channel
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ch, err := conn.Channel()
+		done <- result{ch, err}
+	}()
+	select {
+	case r := <-done:
+		return r.ch, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.ch != nil {
+				closeChannel(r.ch)
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
 // ErrClosed is returned by calls on a Client, Publisher or Consumer that
 // has been closed.
 var ErrClosed = errors.New("appclient: closed")
@@ -203,7 +259,8 @@ func (c *Client) supervise(conn *amqp.Connection, idx int, closed chan *amqp.Err
 				break watch
 			case <-c.ctx.Done():
 				c.clearConn()
-				_ = conn.Close()
+				// Bounded: a blocked connection is not read by the broker.
+				_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 				return
 			}
 		}
@@ -313,9 +370,12 @@ func (c *Client) Channel(ctx context.Context) (*amqp.Channel, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch, err := conn.Channel()
+		ch, err := openChannel(ctx, conn)
 		if err == nil {
 			return ch, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		if !conn.IsClosed() {
 			return nil, fmt.Errorf("appclient: open channel: %w", err)

@@ -73,10 +73,11 @@ type Consumer struct {
 	done      chan struct{}
 	ready     chan struct{}
 	readyOnce sync.Once
-	lastErr   atomic.Value // error: why the latest subscription failed
+	lastErr   atomic.Pointer[error] // why the latest subscription failed
 
-	pubOnce sync.Once
-	pub     *Publisher // republishes failed messages of classic queues
+	pubMu  sync.Mutex
+	pub    *Publisher // republishes failed messages of classic queues
+	pubEnd bool       // Shutdown has closed pub: no new one
 
 	stats struct {
 		delivered, acked, failed, requeued, republished, deadLettered, ackErrors atomic.Int64
@@ -145,8 +146,8 @@ func (c *Client) Consume(ctx context.Context, queue string, h Handler, opts Cons
 	if err == nil {
 		err = ErrClosed
 	}
-	if last, _ := cs.lastErr.Load().(error); last != nil {
-		return nil, fmt.Errorf("appclient: consume %q: no subscription (last error: %v): %w", queue, last, err)
+	if last := cs.lastErr.Load(); last != nil {
+		return nil, fmt.Errorf("appclient: consume %q: no subscription (last error: %v): %w", queue, *last, err)
 	}
 	return nil, fmt.Errorf("appclient: consume %q: no subscription: %w", queue, err)
 }
@@ -167,8 +168,12 @@ func (cs *Consumer) Shutdown(ctx context.Context) error {
 		<-cs.done
 		err = fmt.Errorf("appclient: consumer of %q stopped before its handlers finished; the broker redelivers their messages: %w", cs.queue, ctx.Err())
 	}
-	if cs.pub != nil {
-		if perr := cs.pub.Close(ctx); perr != nil && err == nil {
+	cs.pubMu.Lock()
+	pub := cs.pub
+	cs.pubEnd = true
+	cs.pubMu.Unlock()
+	if pub != nil {
+		if perr := pub.Close(ctx); perr != nil && err == nil {
 			err = perr
 		}
 	}
@@ -218,7 +223,7 @@ func (cs *Consumer) run() {
 			return
 		}
 		start := time.Now()
-		cs.session(ch, sem, &handlers)
+		cs.session(ctx, ch, sem, &handlers)
 		if cs.isStopping() {
 			return
 		}
@@ -245,18 +250,23 @@ func waitOr(wg *sync.WaitGroup, ctx context.Context) {
 
 // session consumes on ch until the channel is lost, the broker cancels
 // the subscription, or the consumer stops.
-func (cs *Consumer) session(ch *amqp.Channel, sem chan struct{}, handlers *sync.WaitGroup) {
+func (cs *Consumer) session(ctx context.Context, ch *amqp.Channel, sem chan struct{}, handlers *sync.WaitGroup) {
 	var mine sync.WaitGroup // handlers of this channel
-	defer ch.Close()
-	if err := ch.Qos(cs.opts.Prefetch, 0, false); err != nil {
-		cs.lastErr.Store(err)
+	defer closeChannel(ch)
+	if err := await(ctx, func() error { return ch.Qos(cs.opts.Prefetch, 0, false) }); err != nil {
+		cs.lastErr.Store(&err)
 		cs.log.Warn("cannot set the prefetch; retrying", "err", err)
 		return
 	}
 	tag := cs.opts.Tag + "-" + NewMessageID()[:8]
-	deliveries, err := ch.Consume(cs.queue, tag, false, false, false, false, nil)
+	var deliveries <-chan amqp.Delivery
+	err := await(ctx, func() error {
+		d, err := ch.Consume(cs.queue, tag, false, false, false, false, nil)
+		deliveries = d
+		return err
+	})
 	if err != nil {
-		cs.lastErr.Store(err)
+		cs.lastErr.Store(&err)
 		cs.log.Warn("cannot subscribe; retrying", "err", err)
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
@@ -305,8 +315,18 @@ func (cs *Consumer) session(ch *amqp.Channel, sem chan struct{}, handlers *sync.
 // and waits for the handlers of this channel. Messages sent ahead and not
 // handled stay unacked: closing the channel requeues them.
 func (cs *Consumer) stop(ch *amqp.Channel, tag string, mine *sync.WaitGroup) {
-	if err := ch.Cancel(tag, false); err != nil {
-		cs.log.Debug("cancel subscription", "err", err)
+	cancelled := make(chan struct{})
+	go func() {
+		if err := ch.Cancel(tag, false); err != nil {
+			cs.log.Debug("cancel subscription", "err", err)
+		}
+		close(cancelled)
+	}()
+	select {
+	case <-cancelled:
+	case <-time.After(closeTimeout):
+		// A blocked connection: the broker may deliver more, which stay
+		// unacked and go back to the queue when the channel closes.
 	}
 	waitOr(mine, cs.force)
 	cs.log.Info("consumer stopped; unprocessed prefetched messages go back to the queue")

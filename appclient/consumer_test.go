@@ -285,3 +285,18 @@ func TestConsumerResumesAfterItsQueueIsDeleted(t *testing.T) {
 		t.Fatal("the consumer did not resume")
 	}
 }
+
+// Consume waits for its subscription only as long as its context allows,
+// and says why it could not subscribe.
+func TestConsumeAMissingQueueSaysWhy(t *testing.T) {
+	t.Parallel()
+	e := brokertest.New(t)
+	c := dial(t, "missing-queue", urls(e.Source))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := c.Consume(ctx, "nope", appclient.HandlerFunc(func(context.Context, amqp.Delivery) error { return nil }), appclient.ConsumerOptions{})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "NOT_FOUND")
+	_, err = c.Consume(context.Background(), "q", nil, appclient.ConsumerOptions{Prefetch: -1})
+	assert.ErrorContains(t, err, "negative")
+}

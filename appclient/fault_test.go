@@ -95,7 +95,21 @@ func TestPublishWaitsDuringAMemoryAlarm(t *testing.T) {
 	t.Logf("while blocked: %d confirmations in %s; the API says the connection is %q", during, blockedFor, conns[0].State)
 	assert.Contains(t, []string{"blocked", "blocking"}, conns[0].State)
 	assert.Less(t, during, int64(appclient.DefaultMaxInFlight), "publishing stopped while blocked")
-	assert.Zero(t, f.pubErrs.Load(), "Publish waits, it does not fail: %v", f.lastErr.Load())
+	assert.Zero(t, f.pubErrs.Load(), "Publish waits, it does not fail: %v", f.lastError())
+
+	// The wait is bounded by the caller's context, and a publisher can
+	// still be closed.
+	other := pubC.NewPublisher(appclient.PublisherOptions{})
+	pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err = other.Publish(pctx, "events", "k", amqp.Publishing{MessageId: "during-alarm"})
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.NotErrorIs(t, err, appclient.ErrUnconfirmed, "held back while blocked, never sent")
+	cctx, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	start := time.Now()
+	_ = other.Close(cctx)
+	assert.Less(t, time.Since(start), 15*time.Second, "Close returns during an alarm")
 
 	e.Ctl(t, "target-1", "set_vm_memory_high_watermark", "absolute", e.Lab.MemoryLimit)
 	brokertest.Eventually(t, 30*time.Second, func() error {
@@ -110,5 +124,3 @@ func TestPublishWaitsDuringAMemoryAlarm(t *testing.T) {
 	assert.Zero(t, fig.Lost, "confirmed messages never consumed: %v", fig.LostIDs)
 	assert.GreaterOrEqual(t, fig.LongestPublishStall, blockedFor, "publishing waited out the alarm")
 }
-
-var _ = amqp.Persistent

@@ -82,7 +82,7 @@ type flow struct {
 	stopPub    context.CancelFunc
 	pubDone    sync.WaitGroup
 	pubErrs    atomic.Int64
-	lastErr    atomic.Value
+	lastErr    atomic.Pointer[error]
 	confirmed  atomic.Int64
 	received   atomic.Int64
 }
@@ -139,12 +139,12 @@ func startFlow(t testing.TB, pubC, consC *appclient.Client, exchange, key, queue
 				err := f.pub.Publish(context.Background(), exchange, key, amqp.Publishing{MessageId: id, DeliveryMode: amqp.Persistent, Body: []byte(id)})
 				if err != nil {
 					f.pubErrs.Add(1)
-					f.lastErr.Store(err)
+					f.lastErr.Store(&err)
 					continue
 				}
 				f.confirmed.Add(1)
 				if err := pl.Confirmed(id); err != nil {
-					f.lastErr.Store(err)
+					f.lastErr.Store(&err)
 					f.pubErrs.Add(1)
 				}
 			}
@@ -154,13 +154,21 @@ func startFlow(t testing.TB, pubC, consC *appclient.Client, exchange, key, queue
 	return f
 }
 
+// lastError is the latest publish error, or nil.
+func (f *flow) lastError() error {
+	if e := f.lastErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
 // waitConfirmed waits until n more messages have been confirmed.
 func (f *flow) waitConfirmed(n int64, d time.Duration) {
 	f.t.Helper()
 	target := f.confirmed.Load() + n
 	brokertest.Eventually(f.t, d, func() error {
 		if got := f.confirmed.Load(); got < target {
-			return fmt.Errorf("%d messages confirmed, waiting for %d (%d publishes failed, last error: %v)", got, target, f.pubErrs.Load(), f.lastErr.Load())
+			return fmt.Errorf("%d messages confirmed, waiting for %d (%d publishes failed, last error: %v)", got, target, f.pubErrs.Load(), f.lastError())
 		}
 		return nil
 	})
@@ -186,7 +194,7 @@ func (f *flow) finish() traffic.Figures {
 	}
 	require.NoError(f.t, f.cons.Shutdown(context.Background()))
 	if n := f.pubErrs.Load(); n > 0 {
-		f.t.Errorf("%d publishes failed; last error: %v", n, f.lastErr.Load())
+		f.t.Errorf("%d publishes failed; last error: %v", n, f.lastError())
 	}
 	return fig
 }

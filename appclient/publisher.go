@@ -70,8 +70,8 @@ type PublisherStats struct {
 	Nacked      int64 // refused by the broker (each refusal, retried or not)
 }
 
-// NewPublisher starts a publisher on the client's connection. It does no
-// I/O until the first Publish.
+// NewPublisher starts a publisher on the client's connection; it opens
+// its channel in the background.
 func (c *Client) NewPublisher(opts PublisherOptions) *Publisher {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
@@ -205,13 +205,18 @@ func (p *Publisher) run() {
 			return
 		}
 		ch, err := p.channel(len(queue) == 0)
-		if err != nil {
-			if len(queue) == 0 && p.isClosing() {
-				return
-			}
+		switch {
+		case err == nil:
+		case p.ctx.Err() != nil:
 			fail(ErrClosed)
-			if p.ctx.Err() != nil {
-				return
+			return
+		case len(queue) == 0 && p.isClosing():
+			return
+		default:
+			p.log.Warn("cannot open a channel; retrying", "err", err)
+			select {
+			case <-time.After(waits.Next()):
+			case <-p.ctx.Done():
 			}
 			continue
 		}
@@ -253,8 +258,11 @@ func (p *Publisher) channel(idle bool) (*amqp.Channel, error) {
 // session publishes on ch until it is lost, and returns the messages to
 // publish again, in order. finished is true when the publisher stops.
 func (p *Publisher) session(ch *amqp.Channel, queue []*pending) (_ []*pending, finished bool) {
-	defer ch.Close()
-	if err := ch.Confirm(false); err != nil {
+	defer closeChannel(ch)
+	if err := await(p.ctx, func() error { return ch.Confirm(false) }); err != nil {
+		if p.ctx.Err() != nil {
+			return queue, true
+		}
 		p.log.Warn("cannot put the channel in confirm mode; retrying", "err", err)
 		return queue, false
 	}

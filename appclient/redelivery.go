@@ -81,7 +81,11 @@ func (cs *Consumer) failed(d amqp.Delivery, herr error) {
 	}
 	msg := publishingOf(d, cs.c.user())
 	msg.Headers[AttemptsHeader] = int32(headerInt(d.Headers, AttemptsHeader) + 1)
-	if err := cs.republisher().Publish(cs.force, "", cs.queue, msg); err != nil {
+	pub, err := cs.republisher()
+	if err == nil {
+		err = pub.Publish(cs.force, "", cs.queue, msg)
+	}
+	if err != nil {
 		log.Warn("handler failed and the message could not be published again with its attempt count; requeued uncounted", "err", herr, "publish_err", err)
 		if rerr := d.Reject(true); rerr == nil {
 			cs.stats.requeued.Add(1)
@@ -100,9 +104,17 @@ func (cs *Consumer) failed(d amqp.Delivery, herr error) {
 	log.Info("handler failed; message published again to the queue's tail", "err", herr)
 }
 
-func (cs *Consumer) republisher() *Publisher {
-	cs.pubOnce.Do(func() { cs.pub = cs.c.NewPublisher(PublisherOptions{}) })
-	return cs.pub
+// republisher returns the consumer's publisher, started on first use.
+func (cs *Consumer) republisher() (*Publisher, error) {
+	cs.pubMu.Lock()
+	defer cs.pubMu.Unlock()
+	if cs.pubEnd {
+		return nil, ErrClosed
+	}
+	if cs.pub == nil {
+		cs.pub = cs.c.NewPublisher(PublisherOptions{})
+	}
+	return cs.pub, nil
 }
 
 // publishingOf copies a delivery into a message to publish again. The
@@ -172,7 +184,7 @@ func (c *Client) recoverQueue(name string) {
 	}
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
-	if err := declareOn(conn, ds); err != nil && !errors.Is(err, amqp.ErrClosed) {
+	if err := declareOn(ctx, conn, ds); err != nil && !errors.Is(err, amqp.ErrClosed) {
 		c.log.Error("queue missing and cannot be declared again", "queue", name, "err", err)
 		return
 	}

@@ -179,7 +179,7 @@ func (c *Client) Declare(ctx context.Context, ds ...Declaration) error {
 			return fmt.Errorf("appclient: declare: %w", err)
 		}
 		c.topoMu.Lock()
-		err = declareOn(conn, ds)
+		err = declareOn(ctx, conn, ds)
 		if err == nil {
 			c.topology = append(c.topology, ds...)
 			c.mu.Lock()
@@ -199,15 +199,15 @@ func (c *Client) Declare(ctx context.Context, ds ...Declaration) error {
 }
 
 // declareOn declares ds on a channel of its own and returns the first
-// error, naming the declaration.
-func declareOn(conn *amqp.Connection, ds []Declaration) error {
-	ch, err := conn.Channel()
+// error, naming the declaration. It gives up when ctx ends.
+func declareOn(ctx context.Context, conn *amqp.Connection, ds []Declaration) error {
+	ch, err := openChannel(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("appclient: open a channel to declare: %w", err)
 	}
-	defer ch.Close()
+	defer closeChannel(ch)
 	for _, d := range ds {
-		if err := d.declare(ch); err != nil {
+		if err := await(ctx, func() error { return d.declare(ch) }); err != nil {
 			return fmt.Errorf("appclient: declare %s: %w", d, err)
 		}
 	}
@@ -224,12 +224,14 @@ func (c *Client) redeclare(conn *amqp.Connection) error {
 	if len(c.topology) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
+	defer cancel()
 	for _, d := range c.topology {
-		err := declareOn(conn, []Declaration{d})
+		err := declareOn(ctx, conn, []Declaration{d})
 		if err == nil {
 			continue
 		}
-		if conn.IsClosed() {
+		if conn.IsClosed() || ctx.Err() != nil {
 			return err
 		}
 		c.log.Error("declaration refused after reconnect; continuing without it", "declaration", d.String(), "err", err)
