@@ -122,8 +122,7 @@ func alarm(t *testing.T, raise, clear []string) {
 	p := brokertest.Start(t, w.env, w.drain(slow)...)
 	w.waitArrived(3000)
 	ctx := context.Background()
-	_, err := w.e.Lab.Ctl(ctx, "target-2", raise...)
-	require.NoError(t, err)
+	w.e.Ctl(t, "target-2", raise...)
 	cleared := false
 	defer func() {
 		if !cleared {
@@ -134,8 +133,7 @@ func alarm(t *testing.T, raise, clear []string) {
 	during := w.arrived()
 	time.Sleep(20 * time.Second)
 	after := w.arrived()
-	_, err = w.e.Lab.Ctl(ctx, "target-2", clear...)
-	require.NoError(t, err)
+	w.e.Ctl(t, "target-2", clear...)
 	cleared = true
 	assert.LessOrEqual(t, after-during, 3*50, "messages written into a cluster in alarm")
 	_ = p.Wait()
