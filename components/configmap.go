@@ -86,6 +86,11 @@ func rabbitmqConf(cfg *Config) string {
 	// connected to: apps behind the client Service would otherwise pile
 	// leaders up on whichever node. Known to rabbit.schema since 3.10.0.
 	kv("queue_leader_locator", "balanced")
+	if hasDefinitions(cfg) {
+		// Users, vhosts and permissions, imported by every node at every boot
+		// (see definitionsJSON).
+		kv("load_definitions", definitionsDir+"/"+definitionsKey)
+	}
 
 	// Memory: RabbitMQ cannot see the container's limit, so it is told.
 	kv("total_memory_available_override_value", cfg.TotalMemoryAvailable())

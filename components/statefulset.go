@@ -18,6 +18,7 @@ const (
 	volConf        = "server-conf"
 	volPlugins     = "plugins-conf"
 	volTLS         = "rabbitmq-tls"
+	volDefinitions = "definitions"
 	containerName  = "rabbitmq"
 	configHashAnno = "warren.dev/config-hash"
 )
@@ -168,6 +169,9 @@ func volumeMounts(cfg *Config) corev1.VolumeMountArray {
 	if cfg.TLSEnabled {
 		m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volTLS), MountPath: pulumi.String(tlsDir), ReadOnly: pulumi.Bool(true)})
 	}
+	if hasDefinitions(cfg) {
+		m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volDefinitions), MountPath: pulumi.String(definitionsDir), ReadOnly: pulumi.Bool(true)})
+	}
 	return m
 }
 
@@ -202,6 +206,13 @@ func volumes(cfg *Config, n Names) corev1.VolumeArray {
 			DefaultMode: pulumi.Int(0o440),
 		}})
 	}
+	if hasDefinitions(cfg) {
+		v = append(v, corev1.VolumeArgs{Name: pulumi.String(volDefinitions), Secret: &corev1.SecretVolumeSourceArgs{
+			SecretName:  pulumi.String(n.DefinitionsSecret()),
+			Items:       corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(definitionsKey), Path: pulumi.String(definitionsKey)}},
+			DefaultMode: pulumi.Int(0o440),
+		}})
+	}
 	return v
 }
 
@@ -225,12 +236,32 @@ func pvcTemplate(cfg *Config, n Names) corev1.PersistentVolumeClaimTypeArgs {
 	}
 }
 
+// podAnnotations are the pod template's annotations: the hashes of the
+// configuration and of the definitions file, whose changes must restart the
+// nodes (they read both only at boot), and Prometheus' scrape hints.
+func podAnnotations(cfg *Config) (map[string]string, error) {
+	a := prometheusAnnotations(cfg)
+	a[configHashAnno] = configHash(cfg)
+	if hasDefinitions(cfg) {
+		h, err := definitionsHash(cfg)
+		if err != nil {
+			return nil, err
+		}
+		a[definitionsHashAnno] = h
+	}
+	return a, nil
+}
+
 // statefulSet runs the nodes. Parallel pod management starts all pods at
 // once (peer discovery, not start order, forms the cluster, and a restarted
 // cluster needs its peers up to finish booting); rolling updates replace one
 // pod at a time, the preStop hook keeping quorum queues available.
 func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet, error) {
 	cfg, n := b.cfg, b.names
+	annotations, err := podAnnotations(cfg)
+	if err != nil {
+		return nil, err
+	}
 	container := corev1.ContainerArgs{
 		Name:            pulumi.String(containerName),
 		Image:           pulumi.String(cfg.Image),
@@ -308,7 +339,7 @@ func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet,
 			Template: &corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{
 					Labels:      pulumi.ToStringMap(n.Labels()),
-					Annotations: pulumi.StringMap{configHashAnno: pulumi.String(configHash(cfg))},
+					Annotations: pulumi.ToStringMap(annotations),
 				},
 				Spec: &corev1.PodSpecArgs{
 					ServiceAccountName:            pulumi.String(n.ServiceAccount()),

@@ -223,6 +223,7 @@ func requireSecrets(o Options, cfg *components.Config) error {
 		TLSCert:       present(components.KeyTLSCert),
 		TLSKey:        present(components.KeyTLSKey),
 		TLSCACert:     present(components.KeyTLSCACert),
+		AppPassword:   present(components.KeyAppPassword),
 	}
 	if err := c.CheckSecrets(o.Stack); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
