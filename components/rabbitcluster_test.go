@@ -193,3 +193,17 @@ func TestRenderProgramUsesRenderProvider(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, m.ofType("pulumi:providers:kubernetes"))
 }
+
+// The local lab's stack exercises the NetworkPolicy and the boot-time
+// definitions on RabbitMQ 3.10 (see e2e/).
+func TestLocalStack(t *testing.T) {
+	cfg, keys := withSecrets(stackConfig(t, "local"))
+	cfg["warren:"+KeyAppPassword] = testAppPassword
+	m, err := runProgram(t, Program, cfg, append(keys, "warren:"+KeyAppPassword), true)
+	require.NoError(t, err)
+	assert.Contains(t, m.ofType(tNetPol), "rabbitmq-network-policy")
+	assert.Contains(t, m.ofType(tSecret), "rabbitmq-definitions")
+	conf := confLines(t, strMap(t, m.find(t, tConfigMap, "rabbitmq-server-conf"), "data")[confKey])
+	assert.NotContains(t, conf, "default_queue_type", "3.10 would refuse it")
+	assert.Equal(t, "balanced", conf["queue_leader_locator"], "3.10 knows it")
+}
