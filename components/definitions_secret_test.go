@@ -129,3 +129,23 @@ func parseApp(over map[string]string) (*Config, error) {
 	}
 	return ParseConfig(MapLookup(values, map[string]bool{"warren:" + KeyAppPassword: true}))
 }
+
+// With definitions, the startup probe also starts, on its own node, any
+// declared vhost a parallel cluster start left down there; the vhost names
+// are arguments, never spliced into the script.
+func TestStartupProbeStartsDeclaredVhosts(t *testing.T) {
+	probe := func(m *mocks) []string {
+		return strs(t, m.find(t, tStatefulSet, "rabbitmq-server"), "spec.template.spec.containers[0].startupProbe.exec.command")
+	}
+	assert.Equal(t, []string{"rabbitmq-diagnostics", "-q", "check_running"}, probe(deploy(t, nil)), "no definitions: as before")
+
+	cmd := probe(deployApp(t, map[string]string{"appVhost": "orders $(x)"}))
+	require.Len(t, cmd, 6)
+	assert.Equal(t, []string{"/bin/sh", "-c"}, cmd[:2])
+	assert.Contains(t, cmd[2], "rabbitmq-diagnostics -q check_running && ")
+	assert.Contains(t, cmd[2], `rabbitmqctl -q restart_vhost -p "$v"`)
+	assert.NotContains(t, cmd[2], "orders")
+	assert.Equal(t, []string{"startup", "/", "orders $(x)"}, cmd[3:])
+
+	assert.Equal(t, []string{"startup", "/"}, probe(deployApp(t, nil))[3:], "the app user on / declares one vhost")
+}

@@ -3,6 +3,7 @@ package components
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -36,6 +37,31 @@ func preStopCommand(grace int64) []string {
 	ts := strconv.FormatInt(t, 10)
 	return []string{"/bin/sh", "-c",
 		"rabbitmq-upgrade await_online_quorum_plus_one -t " + ts + " || true; rabbitmq-upgrade drain -t " + ts}
+}
+
+// startupCommand is the startup probe: the node has booted. With a
+// definitions file it also makes sure the vhosts the file declares run on
+// this node. On a fresh cluster whose pods start together, the first node
+// creates them from the file at the end of its boot, and RabbitMQ starts a
+// new vhost only on the nodes that have finished booting
+// (rabbit_vhost_sup_sup:start_on_all_nodes skips booting peers, 3.10 and
+// 3.13 alike); a node that read the vhost table before the vhost existed
+// and was still booting never starts it, and its own import finds it
+// existing and only updates it: "vhost '/' is down" on that node until it
+// restarts (seen once in the lab, under load). restart_vhost starts a
+// vhost that is down on the node and leaves a running one alone
+// ("already running"), so the probe repairs that node and passes.
+func startupCommand(cfg *Config) []string {
+	check := []string{"rabbitmq-diagnostics", "-q", "check_running"}
+	if !hasDefinitions(cfg) {
+		return check
+	}
+	vhosts := []string{defaultVhost}
+	if cfg.AppVhost != defaultVhost {
+		vhosts = append(vhosts, cfg.AppVhost)
+	}
+	script := strings.Join(check, " ") + ` && for v in "$@"; do rabbitmqctl -q restart_vhost -p "$v" >/dev/null || exit 1; done`
+	return append([]string{"/bin/sh", "-c", script, "startup"}, vhosts...)
 }
 
 // cookieSetupCommand copies the cookie into $HOME with the owner-only mode
@@ -286,7 +312,7 @@ func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet,
 		// so a slow cluster start is not cut short. Liveness and readiness
 		// wait for it.
 		StartupProbe: &corev1.ProbeArgs{
-			Exec:             &corev1.ExecActionArgs{Command: pulumi.ToStringArray([]string{"rabbitmq-diagnostics", "-q", "check_running"})},
+			Exec:             &corev1.ExecActionArgs{Command: pulumi.ToStringArray(startupCommand(cfg))},
 			PeriodSeconds:    pulumi.Int(10),
 			TimeoutSeconds:   pulumi.Int(10),
 			FailureThreshold: pulumi.Int(36),
