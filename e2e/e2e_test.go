@@ -294,8 +294,8 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		checkNetworkPolicy(t, ctx, l, names)
 	})
 	// Enforcement needs a network plugin or controller that implements
-	// NetworkPolicy; the lab's bridge CNI does not. When a
-	// kube-network-policies DaemonSet runs in kube-system (see
+	// NetworkPolicy; the lab's bridge CNI does not. When kube-router's
+	// NetworkPolicy controller runs on the node (see
 	// checkNetworkPolicyEnforced), a pod of another namespace must reach
 	// AMQP but not Erlang distribution.
 	s.run("network policy enforced", func() {
@@ -545,21 +545,22 @@ func checkNetworkPolicy(t *testing.T, ctx context.Context, l *k8s.Lab, names com
 	assert.Equal(t, names.SelectorLabels(), inter.From[0].PodSelector.MatchLabels)
 }
 
-// enforcerDaemonSet is the NetworkPolicy controller the check below looks
-// for: kube-network-policies (sigs.k8s.io/kube-network-policies, nfqueue
-// and nftables), which the lab does not run by itself.
-const enforcerDaemonSet = "kube-network-policies"
+// enforcerChain is the iptables chain kube-router's NetworkPolicy
+// controller (github.com/cloudnativelabs/kube-router/v2, run with
+// --run-firewall only) keeps on the node: the sign that the lab enforces
+// NetworkPolicy. The lab does not run it by itself; its bridge CNI does
+// not enforce.
+const enforcerChain = "KUBE-ROUTER-FORWARD"
 
 // checkNetworkPolicyEnforced starts a pod in a namespace of its own and
 // tries TCP connections from it to a RabbitMQ pod: AMQP must connect
-// (every namespace may), Erlang distribution and epmd must not. Without an
-// enforcing controller in the lab it only logs that nothing is enforced.
+// (every namespace may), Erlang distribution, epmd and the HTTP API must
+// not. Without an enforcing controller on the node it only logs that
+// nothing is enforced.
 func checkNetworkPolicyEnforced(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names, target pod) {
 	t.Helper()
-	out, err := l.Kubectl(ctx, nil, "-n", "kube-system", "get", "daemonset", enforcerDaemonSet, "--ignore-not-found", "-o", "jsonpath={.status.numberReady}")
-	require.NoError(t, err)
-	if strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == "0" {
-		t.Logf("no NetworkPolicy enforcement in this lab (its bridge CNI does not enforce and no %s DaemonSet is ready in kube-system): connections are not checked", enforcerDaemonSet)
+	if err := exec.CommandContext(ctx, "iptables", "-w", "-S", enforcerChain).Run(); err != nil {
+		t.Logf("no NetworkPolicy enforcement in this lab (its bridge CNI does not enforce, and no %s chain shows a kube-router NetworkPolicy controller): connections are not checked", enforcerChain)
 		return
 	}
 	probeNS := names.Namespace + "-probe"
@@ -579,7 +580,7 @@ spec:
     imagePullPolicy: Never
     command: [sleep, "3600"]
 `, probeNS, k8s.RabbitMQImage)
-	_, err = l.Kubectl(ctx, []byte(manifest), "apply", "-f", "-")
+	_, err := l.Kubectl(ctx, []byte(manifest), "apply", "-f", "-")
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
