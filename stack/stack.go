@@ -223,6 +223,7 @@ func requireSecrets(o Options, cfg *components.Config) error {
 		TLSCert:       present(components.KeyTLSCert),
 		TLSKey:        present(components.KeyTLSKey),
 		TLSCACert:     present(components.KeyTLSCACert),
+		AppPassword:   present(components.KeyAppPassword),
 	}
 	if err := c.CheckSecrets(o.Stack); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
@@ -277,13 +278,13 @@ type PreviewResult struct {
 
 // Preview shows what Up would change, streaming Pulumi's progress.
 func Preview(ctx context.Context, o Options) (*PreviewResult, error) {
-	o, st, _, err := open(ctx, o, components.Program, true)
+	o, st, cfg, err := open(ctx, o, components.Program, true)
 	if err != nil {
 		return nil, err
 	}
 	res, err := st.Preview(ctx, optpreview.ProgressStreams(o.Progress), optpreview.ErrorProgressStreams(o.Progress))
 	if err != nil {
-		return nil, fmt.Errorf("preview stack %s: %w", o.Stack, summarize(err))
+		return nil, explainMissingCRD(fmt.Errorf("preview stack %s: %w", o.Stack, summarize(err)), o, cfg)
 	}
 	ch := Changes{}
 	for op, n := range res.ChangeSummary {
@@ -303,13 +304,13 @@ type UpResult struct {
 // Up creates or updates the cluster, streaming Pulumi's progress, and waits
 // until the Kubernetes provider reports the StatefulSet ready.
 func Up(ctx context.Context, o Options) (*UpResult, error) {
-	o, st, _, err := open(ctx, o, components.Program, true)
+	o, st, cfg, err := open(ctx, o, components.Program, true)
 	if err != nil {
 		return nil, err
 	}
 	res, err := st.Up(ctx, optup.ProgressStreams(o.Progress), optup.ErrorProgressStreams(o.Progress))
 	if err != nil {
-		return nil, fmt.Errorf("up stack %s: %w", o.Stack, summarize(err))
+		return nil, explainMissingCRD(fmt.Errorf("up stack %s: %w", o.Stack, summarize(err)), o, cfg)
 	}
 	return &UpResult{Stack: o.Stack, Changes: changes(res.Summary), Outputs: outputs(res.Outputs)}, nil
 }
@@ -414,6 +415,19 @@ func Render(ctx context.Context, o Options, dir string) (*RenderResult, error) {
 	}
 	slices.Sort(files)
 	return &RenderResult{Stack: o.Stack, Dir: out, Files: files}, nil
+}
+
+// explainMissingCRD turns the failed read of the ServiceMonitor CRD (the
+// program reads it before anything else when warren:serviceMonitor is on)
+// into what happened and what to do. It is a preflight failure: the
+// cluster lacks something, nothing was created.
+func explainMissingCRD(err error, o Options, cfg *components.Config) error {
+	msg := err.Error()
+	if cfg == nil || !cfg.ServiceMonitor || !strings.Contains(msg, "'"+components.ServiceMonitorCRD+"' does not exist") {
+		return err
+	}
+	return fmt.Errorf("%w: warren:serviceMonitor is true but the cluster has no ServiceMonitor CRD (%s, which the Prometheus Operator installs); nothing was created or changed: install the Prometheus Operator (or its CRDs), or set warren:serviceMonitor: false in %s, then run the command again (%w)",
+		ErrPreflight, components.ServiceMonitorCRD, o.StackFile(), err)
 }
 
 // summarizedError keeps the whole Automation API error (it carries the

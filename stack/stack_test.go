@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/components"
 )
 
 // project makes a project directory with Pulumi.yaml and the given stack
@@ -184,4 +186,23 @@ func TestMissingSecretsRefusedBeforePulumi(t *testing.T) {
 	_, err := Up(context.Background(), o)
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrPreflight), "%v", err)
+}
+
+// The program's read of the ServiceMonitor CRD fails on a cluster without
+// the Prometheus Operator; the error says so and how to get out of it.
+func TestExplainMissingCRD(t *testing.T) {
+	o := Options{Stack: "prod", ProjectDir: "/p"}
+	engine := errors.New("up stack prod: resource 'servicemonitors.monitoring.coreos.com' does not exist")
+	on := &components.Config{ServiceMonitor: true}
+
+	err := explainMissingCRD(engine, o, on)
+	assert.ErrorIs(t, err, ErrPreflight)
+	assert.ErrorIs(t, err, engine, "the engine's error stays reachable")
+	for _, want := range []string{"warren:serviceMonitor", "Prometheus Operator", "nothing was created", "warren:serviceMonitor: false in /p/Pulumi.prod.yaml"} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	assert.Equal(t, engine, explainMissingCRD(engine, o, &components.Config{}), "switch off: not about the CRD")
+	other := errors.New("up stack prod: port name too long")
+	assert.Equal(t, other, explainMissingCRD(other, o, on))
 }

@@ -108,22 +108,34 @@ func newUpCmd(g *globals) *cobra.Command {
 			if g.json() {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "stack %s: %s\n", res.Stack, formatChanges(res.Changes))
-			keys := make([]string, 0, len(res.Outputs))
-			for k := range res.Outputs {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			tw := table(w)
-			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\n", k, res.Outputs[k])
-			}
-			return tw.Flush()
+			return writeUpReport(cmd.OutOrStdout(), res)
 		},
 	}
 	f.add(cmd)
 	return cmd
+}
+
+// writeUpReport prints the changes, every stack output, and where
+// applications find their connection details.
+func writeUpReport(w io.Writer, res *stack.UpResult) error {
+	fmt.Fprintf(w, "stack %s: %s\n", res.Stack, formatChanges(res.Changes))
+	keys := make([]string, 0, len(res.Outputs))
+	for k := range res.Outputs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tw := table(w)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\n", k, res.Outputs[k])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if app, ns := res.Outputs["appSecretName"], res.Outputs["namespace"]; app != "" {
+		fmt.Fprintf(w, "applications connect with Secret %s/%s (servicebinding.io/rabbitmq: host, port, username, password, vhost, uri): kubectl -n %s get secret %s -o jsonpath='{.data.uri}' | base64 -d\n",
+			ns, app, ns, app)
+	}
+	return nil
 }
 
 func newDestroyCmd(g *globals) *cobra.Command {
