@@ -27,7 +27,10 @@ type workItem struct {
 type discovery struct {
 	work    []workItem
 	skipped []string
-	live    []string
+	// live lists the clients other than warren attached to the source:
+	// consumers (also in consumers) and connections.
+	live      []string
+	consumers []string
 	// carried are queues an earlier run drained that no verification has
 	// passed yet.
 	carried []QueueResult
@@ -83,7 +86,9 @@ func (d *drainer) discover(ctx context.Context) (*discovery, error) {
 			consumers-- // our own shovel
 		}
 		if consumers > 0 {
-			found.live = append(found.live, fmt.Sprintf("%d consumer(s) on queue %s in vhost %s", consumers, q.Name, q.Vhost))
+			c := fmt.Sprintf("%d consumer(s) on queue %s in vhost %s", consumers, q.Name, q.Vhost)
+			found.live = append(found.live, c)
+			found.consumers = append(found.consumers, c)
 		}
 		counted, _ := q.Count()
 		switch {
@@ -198,6 +203,30 @@ func (d *drainer) checkLive(live []string) error {
 	}
 	for _, l := range live {
 		slog.Warn("draining with live clients", "client", l)
+	}
+	return nil
+}
+
+// ErrSourceConsumers: consumers still read the source's queues in a live
+// cutover, where they must move to the cluster before the drain starts:
+// a consumer left on the source would race the shovel for every message.
+var ErrSourceConsumers = fmt.Errorf("%w: consumers still read the source", ErrLiveClients)
+
+// CheckConsumers returns ErrSourceConsumers, naming them, while consumers
+// other than warren's shovels read source queues in scope. It changes
+// nothing.
+func CheckConsumers(ctx context.Context, opts Options) error {
+	d, err := newDrainer(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	found, err := d.discover(ctx)
+	if err != nil {
+		return err
+	}
+	if len(found.consumers) > 0 {
+		return fmt.Errorf("%w: %s", ErrSourceConsumers, strings.Join(found.consumers, "; "))
 	}
 	return nil
 }

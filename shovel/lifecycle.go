@@ -123,7 +123,7 @@ func (f *fleet) acquire(ctx context.Context, api *broker.API) (release func(), e
 // cluster-wide API and why it had to do.
 func (f *fleet) nodeAPI(node string) (*broker.API, string) {
 	if f.side == OnSource {
-		return f.api, "source"
+		return f.api, "" // a single node
 	}
 	if api := f.cluster.API(node); api != nil {
 		return api, ""

@@ -16,6 +16,21 @@ const ackGrace = time.Second
 // redeliveryEvery is how often the source's redeliver counter is read.
 const redeliveryEvery = 2 * time.Second
 
+// A shovel the broker reports running may still move nothing: on RabbitMQ
+// 3.10, one publishing to a quorum queue whose leader died keeps its
+// window of unconfirmed messages for ever, though the queue has a new
+// leader. A new shovel (a new channel) moves at once, so a shovel that
+// makes no progress while the source holds messages is restarted: at
+// once when its destination's leader has moved, after restartAfter
+// otherwise, at most maxRestarts times, on the node that leads the queue
+// now. Each restart may duplicate up to a prefetch window, which the
+// source's redeliver counter (the duplicate bound) counts.
+const (
+	leaderMoveGrace = 5 * time.Second
+	restartAfter    = 20 * time.Second
+	maxRestarts     = 3
+)
+
 // queue drains one queue and reports it; failures are in the result.
 func (d *drainer) queue(ctx context.Context, w workItem, r QueueResult) QueueResult {
 	start := time.Now()
@@ -46,9 +61,8 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 	startMoved := r.Moved
 	defer func() { r.MovedThisRun = max(0, r.Moved-startMoved) }()
 
-	via, placement := d.placement(ctx, w.vhost, w.name)
-	r.Placement = placement
-	q := queueRun{d: d, w: w, r: r, via: via}
+	q := queueRun{d: d, w: w, r: r}
+	q.place(ctx)
 	if err := q.start(ctx); err != nil {
 		return err
 	}
@@ -58,6 +72,7 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 	lastMoved, lastChange := -1, time.Now()
 	var emptySince, reachedAt, lastRedelivery time.Time
 	lastRead, lastWarned := time.Now(), time.Time{}
+	var lastWaiting time.Time
 	suspect := 0
 	for {
 		select {
@@ -108,6 +123,9 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 			lastRedelivery = time.Now()
 			q.countRedeliveries(ctx)
 		}
+		if err := q.unstick(ctx, srcReady, lastChange); err != nil {
+			return err
+		}
 
 		if !r.Live && exact && d.lossSuspected(r, srcReady) {
 			suspect++
@@ -133,9 +151,20 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 				continue
 			}
 			if d.opts.AllowLive {
-				if total != 0 {
+				attached := d.producers.of(r.Vhost)
+				switch {
+				case len(attached) > 0:
+					// Producers still publish to the source: keep
+					// shovelling what they send; an idle queue is no stall.
+					emptySince, lastChange = time.Time{}, time.Now()
+					if time.Since(lastWaiting) >= 30*time.Second {
+						lastWaiting = time.Now()
+						slog.Info("queue is empty, waiting for the clients still attached to the source to move to the cluster",
+							"vhost", r.Vhost, "queue", r.Queue, "clients", describeClients(attached))
+					}
+				case total != 0:
 					emptySince = time.Time{}
-				} else if emptySince.IsZero() {
+				case emptySince.IsZero():
 					emptySince = time.Now()
 				}
 				done = !emptySince.IsZero() && time.Since(emptySince) >= d.opts.Settle
@@ -174,26 +203,29 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 	}
 }
 
-// observeTarget updates a queue's arrivals and says whether the reading
-// was exact. Without consumers on the target its depth only grows during a
-// drain, so the highest reading so far is kept: a low reading is a
-// measurement artefact, never a loss (lossSuspected looks at exact
-// readings for that).
+// observeTarget updates a queue's arrivals and its leader, and says
+// whether the reading was exact. Without consumers on the target its depth
+// only grows during a drain, so the highest reading so far is kept: a low
+// reading is a measurement artefact, never a loss (lossSuspected looks at
+// exact readings for that).
 func (d *drainer) observeTarget(ctx context.Context, r *QueueResult) (bool, error) {
-	n, exact, err := d.counts.targetDepth(ctx, r.Vhost, r.Queue)
+	rd, err := d.counts.targetDepth(ctx, r.Vhost, r.Queue)
 	if err != nil {
 		return false, err
 	}
 	if r.Live {
-		r.TargetAfter = n // consumers may take messages: no monotony
+		r.TargetAfter = rd.depth // consumers may take messages: no monotony
 	} else {
-		r.TargetAfter = max(r.TargetAfter, n)
+		r.TargetAfter = max(r.TargetAfter, rd.depth)
 	}
 	r.Moved = r.TargetAfter - r.TargetBefore
-	if exact && !r.Live {
-		r.lastExact = n
+	if rd.exact && !r.Live {
+		r.lastExact = rd.depth
 	}
-	return exact, nil
+	if rd.leader != "" {
+		r.leader = rd.leader
+	}
+	return rd.exact, nil
 }
 
 // lossSuspected reports whether the target holds fewer messages than the
@@ -206,14 +238,50 @@ func (d *drainer) lossSuspected(r *QueueResult, srcReady int) bool {
 	return r.lastExact < floor
 }
 
-// queueRun is one queue's shovel through a drain: started, paused for
-// alarms, stopped.
+// queueRun is one queue's shovel through a drain: placed, started, paused
+// for alarms, restarted when stuck, stopped.
 type queueRun struct {
 	d      *drainer
 	w      workItem
 	r      *QueueResult
 	via    *broker.API
 	paused bool
+	// leader led the destination when the shovel was placed.
+	leader string
+	// restarts and lastRestart pace unstick.
+	restarts    int
+	lastRestart time.Time
+}
+
+// place chooses the node to declare the shovel through (see placement).
+func (q *queueRun) place(ctx context.Context) {
+	q.via, q.r.Placement, q.leader = q.d.placement(ctx, q.r.Vhost, q.r.Queue)
+}
+
+// unstick restarts a shovel that moves nothing while the source holds
+// messages (see restartAfter).
+func (q *queueRun) unstick(ctx context.Context, srcReady int, lastProgress time.Time) error {
+	if q.paused || srcReady == 0 || q.restarts >= maxRestarts || time.Since(q.lastRestart) < restartAfter {
+		return nil
+	}
+	idle := time.Since(lastProgress)
+	var why string
+	switch {
+	case q.leader != "" && q.r.leader != "" && q.r.leader != q.leader && idle > leaderMoveGrace:
+		why = fmt.Sprintf("its destination's leader moved from %s to %s", q.leader, q.r.leader)
+	case idle > restartAfter:
+		why = fmt.Sprintf("no progress for %s", idle.Round(time.Second))
+	default:
+		return nil
+	}
+	q.restarts++
+	q.lastRestart = time.Now()
+	slog.Warn("restarting a shovel that moves nothing", "vhost", q.r.Vhost, "queue", q.r.Queue, "why", why, "restart", q.restarts)
+	if err := q.d.fleet.remove(ctx, q.r.Vhost, q.r.Shovel); err != nil {
+		return err
+	}
+	q.place(ctx)
+	return q.start(ctx)
 }
 
 // start makes the queue's shovel run (see fleet.ensureRunning), unless the
@@ -310,7 +378,7 @@ func (q *queueRun) finish(ctx context.Context) (again bool, err error) {
 	case err != nil:
 		return false, err
 	}
-	if srcReady > 0 && !d.opts.AllowLive {
+	if srcReady > 0 {
 		slog.Info("messages came back to the source after the shovel stopped; continuing", "vhost", r.Vhost, "queue", r.Queue, "ready", srcReady)
 		return true, q.start(ctx)
 	}
