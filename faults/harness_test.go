@@ -2,9 +2,9 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -184,23 +184,28 @@ func signal(t *testing.T, p *brokertest.Process, sig syscall.Signal) brokertest.
 	return p.Result()
 }
 
-// bound adds up the duplicate bounds of a drain or migration JSON report.
-func bound(t *testing.T, stdout string) int {
-	t.Helper()
-	var doc struct {
-		Queues []shovel.QueueResult `json:"queues"`
-		Drain  *struct {
-			Queues []shovel.QueueResult `json:"queues"`
-		} `json:"drain"`
+// bound adds up the duplicate bounds warren recorded for the case's
+// queues: its drain state (WARREN_STATE_DIR) keeps every queue's bound,
+// from the first run on, whichever run finished the queue.
+func (w *world) bound() int {
+	w.t.Helper()
+	var dir string
+	for _, kv := range w.env {
+		if v, ok := strings.CutPrefix(kv, "WARREN_STATE_DIR="); ok {
+			dir = v
+		}
 	}
-	require.NoError(t, json.Unmarshal([]byte(stdout), &doc), "the report is JSON: %s", stdout)
-	queues := doc.Queues
-	if doc.Drain != nil {
-		queues = doc.Drain.Queues
-	}
+	files, err := filepath.Glob(filepath.Join(dir, "drain-*.json"))
+	require.NoError(w.t, err)
 	n := 0
-	for _, q := range queues {
-		n += q.DuplicateBound
+	for _, f := range files {
+		st, err := shovel.OpenState(f)
+		require.NoError(w.t, err)
+		for _, q := range st.All() {
+			if q.Vhost == w.e.Vhost {
+				n += q.DuplicateBound
+			}
+		}
 	}
 	return n
 }
@@ -229,13 +234,9 @@ func (w *world) finish(firstExit int, rerun brokertest.Result, wantRerun, report
 		t.Name(), tally.Expected, tally.Lost, tally.Duplicates, reportedBound, firstExit, rerun.Code, r.seconds)
 }
 
-// rerun runs the case's command once more, as JSON, and reads its bound.
+// rerun runs the case's command once more, and reads the bound.
 func (w *world) rerun(env []string, args []string) (brokertest.Result, int) {
 	w.t.Helper()
-	res := brokertest.Run(w.t, env, append(args, "-o", "json")...)
-	b := 0
-	if res.Code == 0 {
-		b = bound(w.t, res.Stdout)
-	}
-	return res, b
+	res := brokertest.Run(w.t, env, args...)
+	return res, w.bound()
 }
