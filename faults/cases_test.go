@@ -206,6 +206,8 @@ func TestSixteenQueuesInParallel(t *testing.T) {
 func TestMigrateTwice(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 4, 5000, false)
+	// A new cluster: the import creates the vhost.
+	require.NoError(t, w.e.TargetAPI.DeleteVhost(context.Background(), w.e.Vhost))
 	args := []string{"migrate", "--vhost", w.e.Vhost, "--progress", "log"}
 	first := brokertest.Run(t, w.env, args...)
 	require.Equal(t, 0, first.Code, first.Stderr)
