@@ -1,9 +1,11 @@
 package faults
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,8 +20,9 @@ import (
 )
 
 // A small prefetch keeps the first run slow enough for a fault to land
-// mid-drain.
-const slow = "--prefetch=50"
+// mid-drain; WARREN_FAULTS_PREFETCH sets another, to measure what a
+// prefetch costs in duplicates.
+var slow = "--prefetch=" + cmp.Or(os.Getenv("WARREN_FAULTS_PREFETCH"), "50")
 
 func TestKillWarrenMidDrain(t *testing.T) {
 	fault(t, true)
