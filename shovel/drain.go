@@ -229,6 +229,9 @@ func (d *drainer) baseline(ctx context.Context, w workItem) (QueueResult, error)
 	if err != nil {
 		return r, err
 	}
+	if err := withPolicies(ctx, d.dstAPI, dst); err != nil {
+		return r, err
+	}
 	src, err := d.srcAPI.GetQueue(ctx, w.vhost, w.name)
 	if err != nil {
 		return r, err

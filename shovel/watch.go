@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/broker"
@@ -338,25 +339,57 @@ func (q *queueRun) countRedeliveries(ctx context.Context) {
 }
 
 // stopForLoss stops the shovel of a queue whose target lost messages, so
-// that the rest stay on the source.
+// that the rest stay on the source, and counts the loss from the depths
+// after the stop (the highest reading of the target, which the drain keeps
+// otherwise, was taken before the target dropped messages).
 func (q *queueRun) stopForLoss(ctx context.Context) error {
 	r := q.r
 	rmErr := q.d.fleet.remove(ctx, r.Vhost, r.Shovel)
 	if n, err := q.d.counts.sourceReady(ctx, r.Vhost, r.Queue); err == nil {
 		r.SourceAfter = n
 	}
-	r.tally()
-	limits := "unknown"
-	if dst, err := q.d.dstAPI.GetQueue(ctx, r.Vhost, r.Queue); err == nil {
-		limits = fmt.Sprintf("arguments %v, policy %q %v", dst.Arguments, dst.Policy, dst.EffectivePolicyDefinition)
+	if rd, err := q.d.counts.targetDepth(ctx, r.Vhost, r.Queue); err == nil {
+		r.TargetAfter = rd.depth
+		r.Moved = r.TargetAfter - r.TargetBefore
 	}
+	r.tally()
 	stopped := "its shovel was stopped"
 	if rmErr != nil {
 		stopped = "stopping its shovel failed too (" + rmErr.Error() + ")"
 	}
-	return fmt.Errorf("%w: the target queue holds %d messages where at least %d must have arrived: it dropped about %d (%s); %s, %d messages are still on the source. "+
+	return fmt.Errorf("%w: the target queue dropped messages during the drain: %d queued on the source before, %d on the target now (%d before), %d still on the source: %d lost (%s); %s. "+
 		"Remove the limit or TTL on the target and run the same command again to move the rest; the drain keeps its first counts, so the loss stays reported",
-		ErrNotConserved, r.lastExact-r.TargetBefore, r.SourceBefore-r.SourceAfter-q.d.opts.Prefetch, r.Lost, limits, stopped, r.SourceAfter)
+		ErrNotConserved, r.SourceBefore, r.TargetAfter, r.TargetBefore, r.SourceAfter, r.Lost, q.limits(ctx), stopped)
+}
+
+// limits describes the destination's length and TTL limits, waiting a
+// little for a policy the HTTP API does not show yet.
+func (q *queueRun) limits(ctx context.Context) string {
+	for i := 0; ; i++ {
+		dst, err := q.d.dstAPI.GetQueue(ctx, q.r.Vhost, q.r.Queue)
+		if err == nil {
+			err = withPolicies(ctx, q.d.dstAPI, dst)
+		}
+		if err != nil {
+			return "its limits cannot be read: " + err.Error()
+		}
+		var found []string
+		for _, l := range []struct{ arg, key string }{{"x-max-length", "max-length"}, {"x-max-length-bytes", "max-length-bytes"},
+			{"x-message-ttl", "message-ttl"}, {"x-expires", "expires"}} {
+			if lim, ok := effective(dst, l.arg, l.key); ok {
+				found = append(found, fmt.Sprintf("%s %d", lim.from, lim.value))
+			}
+		}
+		if len(found) > 0 {
+			return "its limits now: " + strings.Join(found, ", ")
+		}
+		if i == 5 {
+			return "no length or TTL limit is visible on it (a consumer, or a limit removed since?)"
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return "its limits are unknown"
+		}
+	}
 }
 
 // finish removes the shovel of a queue that looks drained and judges its
