@@ -153,7 +153,7 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 			// lose messages here (the drain pauses on the disk alarm), so
 			// this is a warning with the way to fix it.
 			add("disk headroom", true, "warning: target node %s is running but its HTTP API has reported no disk or memory figures for %s, so its headroom is unchecked "+
-				"(its management stats agent may have stopped, rabbitmq-server#5496: `rabbitmqctl -n %s eval 'rabbit_mgmt_agent_sup_sup:start_child().'` restarts it); "+
+				"(its management stats agent may have crashed, rabbitmq-server#5496: `rabbitmqctl -n %s eval '"+broker.RestartManagement+"'` restarts it); "+
 				"a disk or memory alarm there pauses the drain", n.Name, nodesWait, n.Name)
 			slog.Warn("no disk or memory figures for a target node; its headroom is unchecked", "node", n.Name)
 			continue
