@@ -3,7 +3,6 @@ package appclient_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/appclient"
-	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
@@ -72,7 +70,7 @@ func TestTopologyIsDeclaredAgainAfterReconnect(t *testing.T) {
 		appclient.Queue{Name: "replies", Type: appclient.Classic, Exclusive: true},
 	))
 	// An operator deletes the queue, then the connection drops.
-	require.NoError(t, e.TargetAPI.Do(ctx, http.MethodDelete, "queues/"+broker.PathEscape(e.Vhost)+"/orders.created", nil, nil))
+	require.NoError(t, e.TargetAPI.DeleteQueue(ctx, e.Vhost, "orders.created"))
 	require.Equal(t, 1, brokertest.CloseConnections(t, e.TargetAPI, e.Vhost, "topology"))
 
 	p := c.NewPublisher(appclient.PublisherOptions{})
@@ -83,10 +81,8 @@ func TestTopologyIsDeclaredAgainAfterReconnect(t *testing.T) {
 		return p.Publish(pctx, "orders", "order.created", amqp.Publishing{Body: []byte("x")})
 	})
 	require.NoError(t, p.Publish(pctx, "", "replies", amqp.Publishing{Body: []byte("x")}), "the exclusive queue is back")
-	var q struct {
-		Type string `json:"type"`
-	}
-	require.NoError(t, e.TargetAPI.Get(ctx, "queues/"+broker.PathEscape(e.Vhost)+"/orders.created", &q))
+	q, err := e.TargetAPI.GetQueue(ctx, e.Vhost, "orders.created")
+	require.NoError(t, err)
 	assert.Equal(t, "quorum", q.Type)
 }
 

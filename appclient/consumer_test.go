@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/appclient"
-	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
@@ -270,7 +268,7 @@ func TestConsumerResumesAfterItsQueueIsDeleted(t *testing.T) {
 	}), appclient.ConsumerOptions{})
 	require.NoError(t, err)
 	defer cons.Shutdown(ctx)
-	require.NoError(t, e.TargetAPI.Do(ctx, http.MethodDelete, "queues/"+broker.PathEscape(e.Vhost)+"/q", nil, nil))
+	require.NoError(t, e.TargetAPI.DeleteQueue(ctx, e.Vhost, "q"))
 
 	p := c.NewPublisher(appclient.PublisherOptions{})
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
