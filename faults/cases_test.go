@@ -27,23 +27,17 @@ var slow = "--prefetch=" + cmp.Or(os.Getenv("WARREN_FAULTS_PREFETCH"), "50")
 func TestKillWarrenMidDrain(t *testing.T) {
 	fault(t, true)
 	w := setup(t, 4, 5000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(2000)
-	first := signal(t, p, syscall.SIGKILL)
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	first := w.midDrain(w.env, w.drain(slow), 2000, send(syscall.SIGKILL))
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestSIGINTMidDrain(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 4, 5000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(2000)
-	first := signal(t, p, syscall.SIGINT)
+	first := w.midDrain(w.env, w.drain(slow), 2000, send(syscall.SIGINT))
 	assert.Equal(t, 130, first.Code, "Ctrl-C is an interruption")
 	assert.Contains(t, first.Stderr, "Nothing is lost")
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 // shovelNode returns a target node that runs one of the case's shovels.
@@ -79,42 +73,33 @@ func (w *world) labNode(erlang string) string {
 func TestKillTargetNodeRunningShovels(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 3, 20000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(3000)
-	victim := w.labNode(w.shovelNode())
-	t.Logf("killing %s, which runs a shovel", victim)
-	require.NoError(t, w.e.Lab.KillNode(context.Background(), victim))
-	_ = p.Wait()
-	first := p.Result()
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	first := w.midDrain(w.env, w.drain(slow), 3000, func(*brokertest.Process) {
+		victim := w.labNode(w.shovelNode())
+		t.Logf("killing %s, which runs a shovel", victim)
+		require.NoError(t, w.e.Lab.KillNode(context.Background(), victim))
+	})
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestKillTheAPINode(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 3, 20000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(3000)
 	// WARREN_TARGET_API is target-1's; the node APIs let warren go on
 	// through the others.
-	require.NoError(t, w.e.Lab.KillNode(context.Background(), "target-1"))
-	_ = p.Wait()
-	first := p.Result()
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	first := w.midDrain(w.env, w.drain(slow), 3000, func(*brokertest.Process) {
+		require.NoError(t, w.e.Lab.KillNode(context.Background(), "target-1"))
+	})
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestSourceRestartedMidDrain(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 3, 20000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(3000)
-	require.NoError(t, w.e.Lab.StopNode(context.Background(), "source"))
-	require.NoError(t, w.e.Lab.Up(context.Background()))
-	_ = p.Wait()
-	first := p.Result()
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	first := w.midDrain(w.env, w.drain(slow), 3000, func(*brokertest.Process) {
+		require.NoError(t, w.e.Lab.StopNode(context.Background(), "source"))
+		require.NoError(t, w.e.Lab.Up(context.Background()))
+	})
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 // alarm raises a resource alarm on target-2 for d while a drain runs, and
@@ -122,28 +107,25 @@ func TestSourceRestartedMidDrain(t *testing.T) {
 // what the shovels had in flight when it began.
 func alarm(t *testing.T, raise, clear []string) {
 	w := setup(t, 3, 20000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(3000)
 	ctx := context.Background()
-	w.e.Ctl(t, "target-2", raise...)
-	cleared := false
-	defer func() {
-		if !cleared {
-			_, _ = w.e.Lab.Ctl(ctx, "target-2", clear...)
-		}
-	}()
-	time.Sleep(3 * time.Second) // the alarm spreads, warren sees it
-	during := w.arrived()
-	time.Sleep(20 * time.Second)
-	after := w.arrived()
-	w.e.Ctl(t, "target-2", clear...)
-	cleared = true
-	assert.LessOrEqual(t, after-during, 3*50, "messages written into a cluster in alarm")
-	_ = p.Wait()
-	first := p.Result()
+	first := w.midDrain(w.env, w.drain(slow), 3000, func(*brokertest.Process) {
+		w.e.Ctl(t, "target-2", raise...)
+		cleared := false
+		defer func() {
+			if !cleared {
+				_, _ = w.e.Lab.Ctl(ctx, "target-2", clear...)
+			}
+		}()
+		time.Sleep(3 * time.Second) // the alarm spreads, warren sees it
+		during := w.arrived()
+		time.Sleep(20 * time.Second)
+		after := w.arrived()
+		w.e.Ctl(t, "target-2", clear...)
+		cleared = true
+		assert.LessOrEqual(t, after-during, 3*50, "messages written into a cluster in alarm")
+	})
 	assert.Contains(t, first.Stderr, "drain paused")
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestMemoryAlarmOnTarget(t *testing.T) {
@@ -164,18 +146,15 @@ func TestTargetAPIStallsAndResets(t *testing.T) {
 	w := setup(t, 3, 10000, true)
 	proxy := brokertest.NewProxy(t, strings.TrimPrefix(w.e.Target.API, "http://"))
 	env := w.with("WARREN_TARGET_API=http://"+proxy.Addr, "WARREN_NODE_API=")
-	p := brokertest.Start(t, env, w.drain(slow)...)
-	w.waitArrived(2000)
-	proxy.Stall(t)
-	time.Sleep(20 * time.Second)
-	proxy.Heal(t)
-	proxy.Reset(t)
-	time.Sleep(10 * time.Second)
-	proxy.Heal(t)
-	_ = p.Wait()
-	first := p.Result()
-	res, b := w.rerun(env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	first := w.midDrain(env, w.drain(slow), 2000, func(*brokertest.Process) {
+		proxy.Stall(t)
+		time.Sleep(20 * time.Second)
+		proxy.Heal(t)
+		proxy.Reset(t)
+		time.Sleep(10 * time.Second)
+		proxy.Heal(t)
+	})
+	w.conclude(env, w.drain(), first, 0)
 }
 
 // The shovels reach the source through a proxy, which drops every
@@ -185,16 +164,12 @@ func TestNetworkToSourceCut(t *testing.T) {
 	w := setup(t, 3, 20000, true)
 	proxy := brokertest.NewProxy(t, fmt.Sprintf("%s:%d", w.e.Source.AMQP[0].Host, w.e.Source.AMQP[0].Port))
 	via := proxy.URL(t, w.e.Source.URLWithVhost(0, ""))
-	args := w.drain(slow, "--shovel-source-url", via)
-	p := brokertest.Start(t, w.env, args...)
-	w.waitArrived(3000)
-	proxy.Cut(t)
-	time.Sleep(10 * time.Second)
-	proxy.Heal(t)
-	_ = p.Wait()
-	first := p.Result()
-	res, b := w.rerun(w.env, w.drain("--shovel-source-url", via))
-	w.finish(first.Code, res, 0, b)
+	first := w.midDrain(w.env, w.drain(slow, "--shovel-source-url", via), 3000, func(*brokertest.Process) {
+		proxy.Cut(t)
+		time.Sleep(10 * time.Second)
+		proxy.Heal(t)
+	})
+	w.conclude(w.env, w.drain("--shovel-source-url", via), first, 0)
 }
 
 func TestSixteenQueuesInParallel(t *testing.T) {
@@ -202,8 +177,7 @@ func TestSixteenQueuesInParallel(t *testing.T) {
 	w := setup(t, 16, 10000, true)
 	first := brokertest.Run(t, w.env, w.drain("--parallel", "16")...)
 	require.Equal(t, 0, first.Code, first.Stderr)
-	res, b := w.rerun(w.env, w.drain("--parallel", "16"))
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, w.drain("--parallel", "16"), first, 0)
 }
 
 func TestMigrateTwice(t *testing.T) {
@@ -214,8 +188,7 @@ func TestMigrateTwice(t *testing.T) {
 	args := []string{"migrate", "--vhost", w.e.Vhost, "--progress", "log"}
 	first := brokertest.Run(t, w.env, args...)
 	require.Equal(t, 0, first.Code, first.Stderr)
-	res, b := w.rerun(w.env, args)
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, args, first, 0)
 }
 
 // ghost leaves a stale shovel status: the parameter of one of the case's
@@ -260,9 +233,7 @@ func (w *world) ghost() {
 func TestAbortWithGhosts(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 3, 10000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(2000)
-	first := signal(t, p, syscall.SIGINT)
+	first := w.midDrain(w.env, w.drain(slow), 2000, send(syscall.SIGINT))
 	w.ghost()
 	abort := brokertest.Run(t, w.env, w.drain("--abort")...)
 	require.Equal(t, 0, abort.Code, abort.Stderr)
@@ -272,31 +243,24 @@ func TestAbortWithGhosts(t *testing.T) {
 	for _, s := range list {
 		assert.NotEqual(t, w.e.Vhost, s.Vhost, "shovel %s left after --abort", s.Name)
 	}
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestSIGINTAbortRerun(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 3, 10000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(2000)
-	first := signal(t, p, syscall.SIGINT)
+	first := w.midDrain(w.env, w.drain(slow), 2000, send(syscall.SIGINT))
 	abort := brokertest.Run(t, w.env, w.drain("--abort")...)
 	require.Equal(t, 0, abort.Code, abort.Stderr)
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestStaleShovelStatus(t *testing.T) {
 	fault(t, false)
 	w := setup(t, 3, 10000, true)
-	p := brokertest.Start(t, w.env, w.drain(slow)...)
-	w.waitArrived(2000)
-	first := signal(t, p, syscall.SIGINT)
+	first := w.midDrain(w.env, w.drain(slow), 2000, send(syscall.SIGINT))
 	w.ghost()
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestTargetMaxLengthPolicy(t *testing.T) {
@@ -324,8 +288,7 @@ func TestTargetMaxLengthPolicy(t *testing.T) {
 		}
 		return nil
 	})
-	res, b := w.rerun(w.env, w.drain())
-	w.finish(first.Code, res, 0, b)
+	w.conclude(w.env, w.drain(), first, 0)
 }
 
 func TestSourceIsTheTarget(t *testing.T) {
@@ -336,6 +299,5 @@ func TestSourceIsTheTarget(t *testing.T) {
 	assert.Equal(t, 2, first.Code, first.Stderr)
 	assert.Contains(t, first.Stderr, "the source and the target are the same broker")
 	assert.Equal(t, 100, w.depth(false, "q00"), "nothing may move")
-	res := brokertest.Run(t, env, w.drain()...)
-	w.finish(first.Code, res, 2, 0)
+	w.conclude(env, w.drain(), first, 2) // refused again, still nothing moved
 }

@@ -176,14 +176,6 @@ func (w *world) waitArrived(min int) {
 	})
 }
 
-// signal stops a running warren with sig and waits for it.
-func signal(t *testing.T, p *brokertest.Process, sig syscall.Signal) brokertest.Result {
-	t.Helper()
-	require.NoError(t, p.Process.Signal(sig))
-	_ = p.Wait()
-	return p.Result()
-}
-
 // bound adds up the duplicate bounds warren recorded for the case's
 // queues: its drain state (WARREN_STATE_DIR) keeps every queue's bound,
 // from the first run on, whichever run finished the queue.
@@ -234,9 +226,24 @@ func (w *world) finish(firstExit int, rerun brokertest.Result, wantRerun, report
 		t.Name(), tally.Expected, tally.Lost, tally.Duplicates, reportedBound, firstExit, rerun.Code, r.seconds)
 }
 
-// rerun runs the case's command once more, and reads the bound.
-func (w *world) rerun(env []string, args []string) (brokertest.Result, int) {
+// midDrain starts args, waits until arrived messages are on the target,
+// injects the fault, waits for the process to end and returns its result.
+func (w *world) midDrain(env, args []string, arrived int, inject func(p *brokertest.Process)) brokertest.Result {
 	w.t.Helper()
-	res := brokertest.Run(w.t, env, args...)
-	return res, w.bound()
+	p := brokertest.Start(w.t, env, args...)
+	w.waitArrived(arrived)
+	inject(p)
+	_ = p.Wait()
+	return p.Result()
+}
+
+// conclude runs the command again and records the case (see finish).
+func (w *world) conclude(env, args []string, first brokertest.Result, wantRerun int) {
+	w.t.Helper()
+	w.finish(first.Code, brokertest.Run(w.t, env, args...), wantRerun, w.bound())
+}
+
+// sends a signal to the warren process.
+func send(sig syscall.Signal) func(p *brokertest.Process) {
+	return func(p *brokertest.Process) { _ = p.Process.Signal(sig) }
 }

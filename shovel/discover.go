@@ -216,19 +216,12 @@ var ErrSourceConsumers = fmt.Errorf("%w: consumers still read the source", ErrLi
 // other than warren's shovels read source queues in scope. It changes
 // nothing.
 func CheckConsumers(ctx context.Context, opts Options) error {
-	d, err := newDrainer(ctx, opts)
-	if err != nil {
-		return err
-	}
-	defer d.close()
-	found, err := d.discover(ctx)
-	if err != nil {
-		return err
-	}
-	if len(found.consumers) > 0 {
-		return fmt.Errorf("%w: %s", ErrSourceConsumers, strings.Join(found.consumers, "; "))
-	}
-	return nil
+	return discovered(ctx, opts, func(_ *drainer, found *discovery) error {
+		if len(found.consumers) > 0 {
+			return fmt.Errorf("%w: %s", ErrSourceConsumers, strings.Join(found.consumers, "; "))
+		}
+		return nil
+	})
 }
 
 // CheckLive returns ErrLiveClients, as Drain would before moving anything,
@@ -236,6 +229,11 @@ func CheckConsumers(ctx context.Context, opts Options) error {
 // scope and opts.AllowLive is not set. It changes nothing, so that a
 // migration can refuse before it imports anything.
 func CheckLive(ctx context.Context, opts Options) error {
+	return discovered(ctx, opts, func(d *drainer, found *discovery) error { return d.checkLive(found.live) })
+}
+
+// discovered runs check on what discover finds, changing nothing.
+func discovered(ctx context.Context, opts Options, check func(*drainer, *discovery) error) error {
 	d, err := newDrainer(ctx, opts)
 	if err != nil {
 		return err
@@ -245,5 +243,5 @@ func CheckLive(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	return d.checkLive(found.live)
+	return check(d, found)
 }

@@ -26,7 +26,7 @@ func (d *drainer) watchProducers(ctx context.Context, work []workItem, every tim
 	for _, w := range work {
 		vhosts[w.vhost] = true
 	}
-	poll := func() {
+	pollEvery(ctx, every, func() {
 		for v := range vhosts {
 			conns, err := d.clients(ctx, map[string]bool{v: true})
 			if err != nil {
@@ -36,20 +36,7 @@ func (d *drainer) watchProducers(ctx context.Context, work []workItem, every tim
 			p.live[v] = conns
 			p.mu.Unlock()
 		}
-	}
-	poll()
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				poll()
-			}
-		}
-	}()
+	})
 	return p
 }
 

@@ -288,7 +288,7 @@ func (q *queueRun) unstick(ctx context.Context, srcReady int, lastProgress time.
 // start makes the queue's shovel run (see fleet.ensureRunning), unless the
 // target is in alarm.
 func (q *queueRun) start(ctx context.Context) error {
-	if active, _ := q.d.alarms.state(); len(active) > 0 && q.pausable() {
+	if len(q.d.alarms.state()) > 0 && q.pausable() {
 		q.paused = true
 		slog.Warn("queue waits for the target's alarms to clear", "vhost", q.r.Vhost, "queue", q.r.Queue)
 		return nil
@@ -313,7 +313,7 @@ func (q *queueRun) pausable() bool { return q.d.opts.Side == OnTarget && !q.w.au
 // alarms pauses or resumes the shovel as the target's alarms come and go,
 // and reports whether the queue is paused.
 func (q *queueRun) alarms(ctx context.Context) (bool, error) {
-	active, _ := q.d.alarms.state()
+	active := q.d.alarms.state()
 	switch {
 	case len(active) > 0 && !q.paused:
 		q.paused = true
