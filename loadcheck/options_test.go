@@ -51,7 +51,7 @@ func TestValidateRefusesEachBadSetting(t *testing.T) {
 		{"in flight", func(o *Options) { o.InFlight = -1 }, "--in-flight -1"},
 		{"work", func(o *Options) { o.Work = -time.Second }, "--work -1s"},
 		{"vhost", func(o *Options) { o.Vhost = "" }, "--vhost: empty"},
-		{"memory", func(o *Options) { o.Producers, o.InFlight, o.Size = 10, 1000, 1 << 20 }, "in flight: lower one of them"},
+		{"memory", func(o *Options) { o.Producers, o.InFlight, o.Size = 10, 1000, 1<<20 }, "in flight: lower one of them"},
 		{"no source", func(o *Options) { o.Source = broker.Endpoint{} }, "no source broker"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
