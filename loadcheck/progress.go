@@ -116,10 +116,12 @@ func (r *barRound) text() string {
 
 func (r *barRound) Update(s Snapshot) {
 	r.last.Store(&s)
+	// A bar that reaches its total completes and is drawn no more: stop
+	// one short, so that Done's final counts are the ones left on screen.
 	if r.goal.Duration > 0 {
-		r.bar.SetCurrent(min(s.Elapsed.Milliseconds(), r.goal.Duration.Milliseconds()))
+		r.bar.SetCurrent(min(s.Elapsed.Milliseconds(), r.goal.Duration.Milliseconds()-1))
 	} else {
-		r.bar.SetCurrent(min(s.Consumed, int64(r.goal.Count)))
+		r.bar.SetCurrent(min(s.Consumed, int64(r.goal.Count)-1))
 	}
 }
 
