@@ -16,9 +16,12 @@ type side struct {
 }
 
 // preflight checks both brokers before anything is created on either:
-// each answers with its login, the vhost exists, and the source's vhost
-// has no other client unless AllowLive. Clients on the target's vhost are
-// only logged: after the cutover the applications are there.
+// each answers with its logins (HTTP API and AMQP), the vhost exists and
+// the AMQP user may use it, and the source's vhost has no other client
+// unless AllowLive (which takes an API user that sees every connection).
+// The connection list lags the broker by the statistics interval. Clients
+// on the target's vhost are only logged: after the cutover the
+// applications are there.
 func preflight(ctx context.Context, o Options) ([]side, error) {
 	var sides []side
 	for _, s := range []struct {
@@ -29,18 +32,20 @@ func preflight(ctx context.Context, o Options) ([]side, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrPreflight, s.name, err)
 		}
-		if _, err := api.Overview(ctx); err != nil {
-			return nil, fmt.Errorf("load check: %s: %w", s.name, err)
-		}
-		ok, err := api.VhostExists(ctx, o.Vhost)
+		me, err := api.Whoami(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("load check: %s: %w", s.name, err)
 		}
-		if !ok {
+		if s.name == Source && !o.AllowLive && !me.Tags.Has("administrator") && !me.Tags.Has("monitoring") {
+			return nil, fmt.Errorf("%w: the source's API user %s sees only its own connections (it needs the monitoring or administrator tag), "+
+				"so warren cannot tell whether applications are attached; nothing was created. Use such a login with --source-api, "+
+				"or pass --allow-live if you know none is", ErrPreflight, me.Name)
+		}
+		conns, err := api.ListConnections(ctx, o.Vhost)
+		if broker.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: the %s has no vhost %q; nothing was created. Give an existing vhost with --vhost (default /)",
 				ErrPreflight, s.name, o.Vhost)
 		}
-		conns, err := api.ListConnections(ctx, o.Vhost)
 		if err != nil {
 			return nil, fmt.Errorf("load check: %w", err)
 		}
@@ -49,6 +54,14 @@ func preflight(ctx context.Context, o Options) ([]side, error) {
 				return nil, err
 			}
 		}
+		// Then an AMQP connection (after the listing, which would show it)
+		// proves the AMQP login, which can differ from the API's, and its
+		// access to the vhost.
+		conn, err := s.ep.DialNode(ctx, 0, o.Vhost)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w; nothing was created. Give a vhost the user may use with --vhost (default /)", ErrPreflight, err)
+		}
+		_ = conn.Close()
 		sides = append(sides, side{name: s.name, ep: s.ep, api: api})
 	}
 	return sides, nil

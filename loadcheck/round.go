@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -78,6 +79,11 @@ func round(ctx context.Context, o Options, s side, consumers int) (rd Round, err
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	err = admin.Declare(dctx, appclient.Queue{Name: rd.Queue, Type: appclient.QueueType(qtype), Args: queueArgs()})
 	cancel()
+	var refused *amqp.Error
+	if errors.As(err, &refused) && refused.Code == amqp.AccessRefused {
+		return rd, fmt.Errorf("%w: the %s refused to declare queue %q in vhost %q: the AMQP user needs configure, write and read "+
+			"permissions on %s* there (rabbitmqctl set_permissions): %w", ErrPreflight, s.name, rd.Queue, o.Vhost, QueuePrefix, err)
+	}
 	if err != nil {
 		return rd, fmt.Errorf("load check: %s: declare its queue: %w", s.name, err)
 	}

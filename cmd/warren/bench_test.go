@@ -202,6 +202,38 @@ func TestBenchRefusesSourceWithAttachedClient(t *testing.T) {
 	assertNothingLeft(t, e)
 }
 
+// A source login that cannot see other users' connections, or may not
+// declare queues in the vhost, is a preflight failure (exit 3) that says
+// what it lacks, and creates nothing.
+func TestBenchRefusedDeclareIsPreflight(t *testing.T) {
+	e := brokertest.New(t)
+	ctx := context.Background()
+	user := "wt-bench-" + loadcheckSuffix(e.Vhost)
+	require.NoError(t, e.SourceAPI.PutUser(ctx, user, "pw", []string{"management"}))
+	t.Cleanup(func() { _ = e.SourceAPI.DeleteUser(context.Background(), user) })
+	require.NoError(t, e.SourceAPI.PutPermissions(ctx, e.Vhost, user, broker.Permissions{Configure: "^$", Write: ".*", Read: ".*"}))
+	u := e.Source.AMQP[0]
+	u.Username, u.Password, u.Vhost = user, "pw", "/"
+	args := append(endpointArgs(e), "--source-url", u.String())
+	run := func() (int, string, string) {
+		return warren(t, append([]string{"bench"}, append(args, "--vhost", e.Vhost, "--progress", "none", "--consumers", "1", "--count", "10")...)...)
+	}
+	// A management user sees only its own connections: the live check
+	// would be blind.
+	code, _, stderr := run()
+	assert.Equal(t, exitPreflight, code, stderr)
+	assert.Contains(t, stderr, "needs the monitoring or administrator tag")
+
+	require.NoError(t, e.SourceAPI.PutUser(ctx, user, "pw", []string{"monitoring"}))
+	code, _, stderr = run()
+	assert.Equal(t, exitPreflight, code, stderr)
+	assert.Contains(t, stderr, "needs configure, write and read permissions")
+	assertNothingLeft(t, e)
+}
+
+// loadcheckSuffix is the random tail of a test vhost's name.
+func loadcheckSuffix(vhost string) string { return vhost[strings.LastIndex(vhost, "-")+1:] }
+
 func atoi(t *testing.T, s string) int {
 	t.Helper()
 	var n int
