@@ -88,8 +88,12 @@ func round(ctx context.Context, o Options, s side, consumers int) (rd Round, err
 		return rd, fmt.Errorf("load check: %s: declare its queue: %w", s.name, err)
 	}
 	defer func() {
-		if derr := deleteQueue(ctx, o, s, rd.Queue); derr != nil && err == nil {
-			err = derr
+		derr := deleteQueue(ctx, o, s, rd.Queue)
+		switch {
+		case derr != nil:
+			err = errors.Join(err, derr)
+		case err != nil:
+			err = fmt.Errorf("%w (its queue %s is deleted: nothing of the load check is left)", err, rd.Queue)
 		}
 	}()
 	rd.QueueType = typeOf(ctx, o, s, rd.Queue, qtype)
@@ -241,7 +245,7 @@ wait:
 	}
 	prog.Update(t.snapshot(end.Sub(start)))
 	if err := ctx.Err(); err != nil {
-		return rd, fmt.Errorf("load check interrupted during the %s's round with %d consumer(s): %w", s.name, consumers, err)
+		return rd, fmt.Errorf("load check interrupted during the %s's round with %d consumer(s); run it again for figures: %w", s.name, consumers, err)
 	}
 	return rd, nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,6 +230,34 @@ func TestBenchRefusedDeclareIsPreflight(t *testing.T) {
 	code, _, stderr = run()
 	assert.Equal(t, exitPreflight, code, stderr)
 	assert.Contains(t, stderr, "needs configure, write and read permissions")
+	assertNothingLeft(t, e)
+}
+
+// Stopped half-way (SIGTERM, as Ctrl-C or a pod's end), the load check
+// exits 130 and deletes the queue of the round it was in. The CLI runs
+// in-process (building the binary takes minutes on a busy machine), so
+// the test signals its own process while run() is listening.
+func TestBenchInterruptedDeletesItsQueue(t *testing.T) {
+	e := brokertest.New(t)
+	signalled := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			qs, err := e.SourceAPI.ListQueues(context.Background(), e.Vhost, "name")
+			if err == nil && len(qs) > 0 {
+				time.Sleep(time.Second) // messages are moving
+				signalled <- syscall.Kill(os.Getpid(), syscall.SIGTERM)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		signalled <- fmt.Errorf("the load check had no queue on the source after 30s")
+	}()
+	code, out, stderr := bench(t, e, "--consumers", "1", "--duration", "60s")
+	require.NoError(t, <-signalled)
+	assert.Equal(t, exitInterrupted, code, stderr)
+	assert.Contains(t, stderr, "nothing of the load check is left")
+	assert.Contains(t, out, "source", "the report holds the round it was in")
 	assertNothingLeft(t, e)
 }
 
