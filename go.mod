@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/cenkalti/backoff/v5 v5.0.3
+	github.com/guptarohit/asciigraph v0.10.0
 	github.com/hashicorp/go-version v1.8.0
 	github.com/michaelklishin/rabbit-hole/v2 v2.12.0
 	github.com/prometheus/client_golang v1.13.0
@@ -18,6 +19,7 @@ require (
 	github.com/vbauerster/mpb/v8 v8.16.2
 	golang.org/x/mod v0.41.0
 	golang.org/x/term v0.48.0
+	golang.org/x/time v0.16.0
 	gopkg.in/yaml.v3 v3.0.1
 	k8s.io/apimachinery v0.33.3
 )
