@@ -5,6 +5,11 @@
 // backend (DefaultBackend) unless another is given, configuration comes from
 // the project's Pulumi.<stack>.yaml, and secrets are encrypted with the
 // passphrase in PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE).
+//
+// After an update that changed the pods, Up also talks to the deployed
+// cluster's HTTP API to spread the quorum queues' leaders again
+// (rebalance.go; clusterapi.go finds the way to the API, rollout.go reads
+// from the engine's events whether the pods changed).
 package stack
 
 import (
