@@ -1,6 +1,7 @@
 package components
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -278,6 +279,27 @@ func podAnnotations(cfg *Config) (map[string]string, error) {
 	return a, nil
 }
 
+// waitForAnno tells Pulumi's Kubernetes provider what "ready" means for the
+// StatefulSet, in place of its own StatefulSet await logic: that logic
+// takes the status of the previous generation for the rollout's end and
+// returns from an update at once, while the pods are still being replaced
+// (pulumi/pulumi-kubernetes#3329, the workaround its maintainers give).
+// `warren up` must return only once the rollout is over: it then
+// rebalances the quorum queues' leaders.
+const waitForAnno = "pulumi.com/waitFor"
+
+// rolloutComplete is the waitFor value: every replica runs the StatefulSet's
+// current template and is ready. The provider checks these only once
+// status.observedGeneration has caught up with the update, so a status left
+// from before the update does not count.
+func rolloutComplete(replicas int) string {
+	b, _ := json.Marshal([]string{
+		fmt.Sprintf("jsonpath={.status.updatedReplicas}=%d", replicas),
+		fmt.Sprintf("jsonpath={.status.readyReplicas}=%d", replicas),
+	})
+	return string(b)
+}
+
 // statefulSet runs the nodes. Parallel pod management starts all pods at
 // once (peer discovery, not start order, forms the cluster, and a restarted
 // cluster needs its peers up to finish booting); rolling updates replace one
@@ -351,8 +373,10 @@ func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet,
 			corev1.VolumeMountArgs{Name: pulumi.String(volCookie), MountPath: pulumi.String(cookieMountDir), ReadOnly: pulumi.Bool(true)},
 		},
 	}
+	meta := b.meta(n.StatefulSet())
+	meta.Annotations = pulumi.StringMap{waitForAnno: pulumi.String(rolloutComplete(cfg.Replicas))}
 	sts, err := appsv1.NewStatefulSet(b.ctx, b.resourceName("server"), &appsv1.StatefulSetArgs{
-		Metadata: b.meta(n.StatefulSet()),
+		Metadata: meta,
 		Spec: &appsv1.StatefulSetSpecArgs{
 			Replicas:            pulumi.Int(cfg.Replicas),
 			ServiceName:         pulumi.String(n.HeadlessService()),

@@ -29,6 +29,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/components"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/traffic"
 	"github.com/warrenmq/warren/lab/fixture"
 	"github.com/warrenmq/warren/lab/k8s"
 	"github.com/warrenmq/warren/migrate"
@@ -107,6 +108,17 @@ type steps struct {
 	start time.Time
 	names []string
 	times []time.Duration
+	notes []string
+}
+
+// figure records what the example services measured through a scenario.
+func (s *steps) figure(scenario string, f traffic.Figures) {
+	line := fmt.Sprintf("%s at %d msg/s: published %d, consumed %d, lost %d, duplicates %d, longest publish stall %s, longest consume gap %s",
+		scenario, trafficRate, f.Published, f.Consumed, f.Lost, f.Duplicates,
+		f.LongestPublishStall.Round(time.Millisecond), f.LongestConsumeGap.Round(time.Millisecond))
+	s.notes = append(s.notes, line)
+	s.t.Log(line)
+	s.t.Logf("%s: %s", scenario, f)
 }
 
 func (s *steps) run(name string, f func()) {
@@ -125,6 +137,9 @@ func (s *steps) report() {
 		fmt.Fprintf(&b, "  %-34s %6.1fs\n", n, s.times[i].Seconds())
 	}
 	fmt.Fprintf(&b, "  %-34s %6.1fs", "total", time.Since(s.start).Seconds())
+	for _, f := range s.notes {
+		fmt.Fprintf(&b, "\n  %s", f)
+	}
 	s.t.Logf("e2e timings:\n%s", b.String())
 }
 
@@ -132,7 +147,10 @@ func (s *steps) report() {
 // Kubernetes lab: `warren up` deploys RabbitMQ pods, a source broker (the
 // team's Docker container) gets a realistic topology and backlog,
 // `warren migrate` moves it into the pods, `warren verify` passes, a deleted
-// pod heals without losing a message, and `warren destroy` removes it all.
+// pod heals without losing a message (nor one of the example services'
+// messages, flowing through it), a rolling restart by `warren up` loses
+// none either and ends with the quorum leaders spread, and `warren
+// destroy` removes it all.
 func TestMigrateIntoKubernetes(t *testing.T) {
 	if os.Getenv("WARREN_E2E") != "1" {
 		t.Skip(howToRun)
@@ -444,6 +462,30 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 			return nil
 		})
 	})
+	// Issue 13 (b): the example services run at 200 msg/s through the
+	// deletion, on a quorum queue led by the pod that goes (declared
+	// through that pod's API with the client-local locator, so the leader
+	// is there, as it is for a queue a service declared through it).
+	exampleBin := brokertest.ExampleBinaries(t)
+	amqpApp := appURL(t, ctx, l, ns, outputs["appSecretName"], svcIP)
+	var load *serviceLoad
+	s.run("(b) services at 200 msg/s, queue led by victim", func() {
+		var vp pod
+		for _, p := range pods {
+			if p.Name == victim {
+				vp = p
+			}
+		}
+		api, err := podAPI(user, pass, vp)
+		require.NoError(t, err)
+		require.NoError(t, api.PutQueue(ctx, "/", trafficQueue, broker.QueueSettings{Durable: true,
+			Arguments: map[string]any{"x-queue-type": "quorum", "x-queue-leader-locator": "client-local"}}))
+		load = startLoad(t, exampleBin, amqpApp, "(b) leader pod deleted")
+		load.flowing(5*trafficRate, time.Minute)
+		q, err := api.GetQueue(ctx, "/", trafficQueue)
+		require.NoError(t, err)
+		require.Equal(t, victim, podOf(q.Leader), "the services' queue is led by the pod about to be deleted")
+	})
 	s.run("pod deleted, cluster healed", func() {
 		_, err := l.Kubectl(ctx, nil, "-n", ns, "delete", "pod", victim, "--wait=true")
 		require.NoError(t, err)
@@ -466,6 +508,12 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		oneCluster(t, ctx, names, pods, user, pass)
 		brokertest.Eventually(t, 3*time.Minute, func() error { return quorumMembersOnline(ctx, user, pass, pods, topo.Vhosts) })
 	})
+	s.run("(b) services flow again, 0 lost", func() {
+		load.flowing(5*trafficRate, 2*time.Minute)
+		fig := load.finish()
+		s.figure("(b) pod leading the queue deleted", fig)
+		assert.GreaterOrEqual(t, fig.Published, 10*trafficRate, "the producer published through the deletion")
+	})
 	s.run("no message lost (passive declares)", func() {
 		brokertest.Eventually(t, 2*time.Minute, func() error { return depthsEqual(ctx, user, pass, pods, want) })
 	})
@@ -473,6 +521,33 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "verify", "--vhost", vhosts, "--check", "health", "--expect-nodes", "3", "-o", "json")
 		require.Equal(t, 0, code, "warren verify after the heal:\n%s\n%s", stdout, stderr)
 		checkVerify(t, stdout, verify.AreaHealth)
+	})
+
+	// Issue 13 (c) and issue 14: a changed setting (the memory watermark
+	// is in rabbitmq.conf, whose hash is a pod template annotation) rolls
+	// the StatefulSet one pod at a time while the services run; `warren up`
+	// returns once the rollout is over and then spreads the quorum
+	// leaders again, which the last pod to restart has none of.
+	var up stack.UpResult
+	s.run("(c) rolling restart by warren up", func() {
+		load = startLoad(t, exampleBin, amqpApp, "(c) rolling restart")
+		load.flowing(5*trafficRate, time.Minute)
+		setStackValue(t, filepath.Join(project, "Pulumi."+stackName+".yaml"), "warren:memoryHighWatermark", "0.45")
+		started := time.Now()
+		code, stdout, stderr := cli.run(ctx, append([]string{"up", "-o", "json"}, stackArgs...)...)
+		require.Equal(t, 0, code, "warren up with a changed setting: %s", stderr)
+		require.NoError(t, json.Unmarshal([]byte(stdout), &up), stdout)
+		assert.NotZero(t, up.Changes["update"], "the StatefulSet was updated: %v", up.Changes)
+		// up returned once the rollout was over: every pod is new and ready.
+		pods = readyPods(t, ctx, l, names)
+		restartedSince(t, ctx, l, names, started)
+		load.flowing(5*trafficRate, 2*time.Minute)
+		fig := load.finish()
+		s.figure("(c) rolling restart (warren up)", fig)
+		assert.GreaterOrEqual(t, fig.Published, 10*trafficRate, "the producer published through the rollout")
+	})
+	s.run("quorum leaders spread after warren up", func() {
+		s.notes = append(s.notes, checkRebalanced(t, ctx, up.Rebalance, user, pass, pods, names))
 	})
 
 	s.run("warren destroy", func() {

@@ -26,7 +26,7 @@ import (
 // show no confirmed message lost.
 func TestLiveCutover(t *testing.T) {
 	e := brokertest.New(t)
-	bin := build(t)
+	bin := brokertest.ExampleBinaries(t)
 	dir := t.TempDir()
 	pubLedger, consLedger := filepath.Join(dir, "producer.ledger"), filepath.Join(dir, "consumer.ledger")
 	var cluster []string
@@ -37,16 +37,16 @@ func TestLiveCutover(t *testing.T) {
 	// On the cluster the queue is warren's (a quorum queue): the services
 	// only check that it is there.
 	onCluster := []string{"AMQP_URLS=" + strings.Join(cluster, ","), "AMQP_QUEUE=orders", "AMQP_QUEUE_TYPE=passive"}
-	producer := func(where []string, name string) *proc {
-		return start(t, filepath.Join(bin, "producer"), name,
+	producer := func(where []string, name string) *brokertest.Service {
+		return brokertest.StartService(t, filepath.Join(bin, "producer"), name,
 			append(where, "RATE=200", "LEDGER="+pubLedger, "CONNECTION_NAME=example-producer")...)
 	}
-	consumer := func(where []string, name string) *proc {
-		return start(t, filepath.Join(bin, "consumer"), name,
+	consumer := func(where []string, name string) *brokertest.Service {
+		return brokertest.StartService(t, filepath.Join(bin, "consumer"), name,
 			append(where, "LEDGER="+consLedger, "CONNECTION_NAME=example-consumer")...)
 	}
-	confirmed := func() int { return count(t, pubLedger, traffic.Confirmed) }
-	received := func() int { return count(t, consLedger, traffic.Received) }
+	confirmed := func() int { return brokertest.LedgerCount(t, pubLedger, traffic.Confirmed) }
+	received := func() int { return brokertest.LedgerCount(t, consLedger, traffic.Received) }
 
 	c := consumer(onSource, "consumer-on-source")
 	p := producer(onSource, "producer-on-source")
@@ -65,7 +65,7 @@ func TestLiveCutover(t *testing.T) {
 	assert.Contains(t, first.Stdout, "live cutover waiting for you")
 
 	// 2. The consumer moves to the cluster.
-	c.stop(t)
+	c.Stop(t)
 	c = consumer(onCluster, "consumer-on-cluster")
 
 	// 3. The drain follows the producer, still on the source.
@@ -74,7 +74,7 @@ func TestLiveCutover(t *testing.T) {
 	waitFor(t, "received on the cluster while the producer is on the source", 90*time.Second, func() (int, int) { return received(), mark + 600 })
 
 	// 4. The producer moves to the cluster.
-	p.stop(t)
+	p.Stop(t)
 	p = producer(onCluster, "producer-on-cluster")
 
 	// 5. Every queue settles empty, 6. the migration cleans up and ends.
@@ -93,7 +93,7 @@ func TestLiveCutover(t *testing.T) {
 
 	mark = confirmed()
 	waitFor(t, "confirmed on the cluster", 60*time.Second, func() (int, int) { return confirmed(), mark + 400 })
-	p.stop(t)
+	p.Stop(t)
 	var fig traffic.Figures
 	brokertest.Eventually(t, 60*time.Second, func() error {
 		var err error
@@ -105,7 +105,7 @@ func TestLiveCutover(t *testing.T) {
 		}
 		return nil
 	})
-	c.stop(t)
+	c.Stop(t)
 	fig, err := traffic.CompareFiles([]string{pubLedger}, []string{consLedger})
 	require.NoError(t, err)
 	t.Logf("live cutover at 200 msg/s: %s", fig)

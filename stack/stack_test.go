@@ -53,7 +53,7 @@ func TestValidateRefusesBadSettingsBeforeAnything(t *testing.T) {
 	o := Options{Stack: "bad", ProjectDir: dir, Backend: "file://" + backend}
 	for name, op := range map[string]func() error{
 		"preview": func() error { _, err := Preview(context.Background(), o); return err },
-		"up":      func() error { _, err := Up(context.Background(), o); return err },
+		"up":      func() error { _, err := Up(context.Background(), o, UpOptions{}); return err },
 		"destroy": func() error { _, err := Destroy(context.Background(), o); return err },
 		"init":    func() error { _, err := Init(context.Background(), o, InitOptions{}); return err },
 		"render":  func() error { _, err := Render(context.Background(), o, filepath.Join(dir, "out")); return err },
@@ -165,7 +165,7 @@ func TestMissingSecretsRefusedBeforePulumi(t *testing.T) {
 	t.Setenv("PATH", t.TempDir()) // no pulumi: the check must come first anyway
 	for name, op := range map[string]func() error{
 		"preview": func() error { _, err := Preview(context.Background(), o); return err },
-		"up":      func() error { _, err := Up(context.Background(), o); return err },
+		"up":      func() error { _, err := Up(context.Background(), o, UpOptions{}); return err },
 		"render":  func() error { _, err := Render(context.Background(), o, filepath.Join(dir, "out")); return err },
 	} {
 		err := op()
@@ -183,7 +183,7 @@ func TestMissingSecretsRefusedBeforePulumi(t *testing.T) {
 		content += strings.ReplaceAll(secure, "%s", k)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi.dev.yaml"), []byte(content), 0o600))
-	_, err := Up(context.Background(), o)
+	_, err := Up(context.Background(), o, UpOptions{})
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrPreflight), "%v", err)
 }

@@ -416,3 +416,33 @@ func TestRenderAppUserStack(t *testing.T) {
 	amqp := np.Spec["ingress"].([]any)[1]
 	assert.Equal(t, []any{"storefront"}, dig(t, amqp, "from", "1", "namespaceSelector", "matchExpressions", "0", "values"))
 }
+
+// up prints the quorum leaders per node before and after its rebalance,
+// or, when it could not rebalance, why and the command that does it by
+// hand.
+func TestUpReportShowsRebalance(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, writeUpReport(&out, &stack.UpResult{Stack: "local", Changes: stack.Changes{"update": 1}, Rebalance: &stack.Rebalance{
+		Status: stack.RebalanceDone, API: "http://10.96.0.7:15672 (the client Service's ClusterIP)", Queues: 12,
+		Before: map[string]int{"rabbit@rabbitmq-server-0.rabbitmq-nodes.mq": 0, "rabbit@rabbitmq-server-1.rabbitmq-nodes.mq": 5, "rabbit@rabbitmq-server-2.rabbitmq-nodes.mq": 7},
+		After:  map[string]int{"rabbit@rabbitmq-server-0.rabbitmq-nodes.mq": 4, "rabbit@rabbitmq-server-1.rabbitmq-nodes.mq": 4, "rabbit@rabbitmq-server-2.rabbitmq-nodes.mq": 4},
+	}}))
+	s := out.String()
+	assert.Contains(t, s, "quorum leaders rebalanced (12 quorum queues, through http://10.96.0.7:15672 (the client Service's ClusterIP)):")
+	assert.Regexp(t, `(?m)^\s+NODE\s+BEFORE\s+AFTER$`, s)
+	assert.Regexp(t, `(?m)^\s+rabbit@rabbitmq-server-0\s+0\s+4$`, s)
+	assert.Regexp(t, `(?m)^\s+rabbit@rabbitmq-server-2\s+7\s+4$`, s)
+
+	out.Reset()
+	require.NoError(t, writeUpReport(&out, &stack.UpResult{Stack: "local", Rebalance: &stack.Rebalance{
+		Status: stack.RebalanceNotDone, Reason: "the cluster's HTTP API is not reachable from this machine",
+		Manual: "kubectl -n mq exec rabbitmq-server-0 -c rabbitmq -- rabbitmq-queues rebalance quorum",
+	}}))
+	s = out.String()
+	assert.Contains(t, s, "quorum leaders NOT rebalanced: the cluster's HTTP API is not reachable from this machine")
+	assert.Contains(t, s, "by hand: kubectl -n mq exec rabbitmq-server-0 -c rabbitmq -- rabbitmq-queues rebalance quorum")
+
+	out.Reset()
+	require.NoError(t, writeUpReport(&out, &stack.UpResult{Stack: "local", Rebalance: &stack.Rebalance{Status: stack.RebalanceSkipped, Reason: "no pod was restarted, added or removed"}}))
+	assert.Contains(t, out.String(), "quorum leaders: not rebalanced: no pod was restarted, added or removed")
+}
