@@ -97,7 +97,7 @@ const (
 		"then run the same command again: its shovels will move what is queued and what the producers still publish to the source"
 	nextMoveProducers = "point your producers at the cluster; the drain keeps moving what they still publish to the source, " +
 		"and finishes each queue once no client is attached to the source and the queue stayed empty for --settle"
-	nextDone = "every message is on the cluster and the applications use it. Keep the old broker until you are sure, then retire it"
+	nextDone         = "every message is on the cluster and the applications use it. Keep the old broker until you are sure, then retire it"
 	nextAfterCutover = "point your applications at the cluster (its client Service), and keep the old broker until you are sure"
 )
 
