@@ -10,7 +10,9 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/loadcheck"
 	"github.com/warrenmq/warren/migrate"
+	"github.com/warrenmq/warren/preflight"
 	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/stack"
 	"github.com/warrenmq/warren/verify"
@@ -72,6 +74,16 @@ func exitCode(err error) int {
 		te *broker.TransportError
 		se *broker.StatusError
 	)
+	switch preflight.ClassOf(err) {
+	// A preflight's report names every failure; its class is the one to
+	// fix first.
+	case preflight.Usage:
+		return exitUsage
+	case preflight.Unfit:
+		return exitPreflight
+	case preflight.Conflict:
+		return exitConflict
+	}
 	switch {
 	case err == nil:
 		return exitOK
@@ -79,6 +91,7 @@ func exitCode(err error) int {
 		errors.Is(err, shovel.ErrBadOptions),
 		errors.Is(err, broker.ErrSameBroker),
 		errors.Is(err, stack.ErrConfig),
+		errors.Is(err, loadcheck.ErrBadOptions),
 		definitions.ClassOf(err) == definitions.ClassUsage:
 		return exitUsage
 	case errors.Is(err, shovel.ErrInterrupted), errors.Is(err, context.Canceled):
@@ -91,8 +104,9 @@ func exitCode(err error) int {
 		return exitConflict
 	case errors.As(err, &ua),
 		errors.Is(err, shovel.ErrLiveClients),
+		errors.Is(err, loadcheck.ErrLiveClients),
+		errors.Is(err, loadcheck.ErrPreflight),
 		errors.Is(err, shovel.ErrNoDestination),
-		errors.Is(err, migrate.ErrPreflight),
 		errors.Is(err, stack.ErrPreflight),
 		definitions.ClassOf(err) == definitions.ClassPreflight,
 		errors.As(err, &te),
