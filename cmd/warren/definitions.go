@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +12,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/preflight"
 )
 
 // definitionsFlags are the flags of warren definitions export|plan|import.
@@ -74,6 +78,9 @@ stdout). A summary goes to stderr.`,
 	addSourceFlags(cmd, f)
 	cmd.Flags().StringVar(&f.out, "out-file", "-", "write the document to this file (- for stdout)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := f.refuseEmptyLists(cmd.Flags()); err != nil {
+			return err
+		}
 		d, err := f.source(cmd.Context(), cmd.InOrStdin())
 		if err != nil {
 			return err
@@ -117,6 +124,9 @@ objects conflict, 3 when the target is unreachable or unfit.`,
 	addPlanFlags(cmd, f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if err := f.refuseEmptyLists(cmd.Flags()); err != nil {
+			return err
+		}
 		plan, err := f.plan(ctx, cmd.InOrStdin())
 		if err != nil {
 			return err
@@ -147,7 +157,7 @@ objects conflict, 3 when the target is unreachable or unfit.`,
 		} else {
 			printPlan(cmd.OutOrStdout(), plan)
 			if chk != nil {
-				printCheck(cmd.OutOrStdout(), chk)
+				printCheck(cmd.OutOrStdout(), chk, true)
 			} else {
 				fmt.Fprintln(cmd.OutOrStdout(), "\nNo target given (--target-url, --target-api): the plan was not checked against one.")
 			}
@@ -176,38 +186,127 @@ so running import again changes nothing.`,
 	addPlanFlags(cmd, f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		plan, err := f.plan(ctx, cmd.InOrStdin())
-		if err != nil {
-			return err
-		}
+		out := cmd.OutOrStdout()
 		tgt, err := f.ep.target()
 		if err != nil {
 			return err
+		}
+		eps := []broker.Endpoint{tgt}
+		var in inputs
+		in.err(f.opts.Validate())
+		f.checkLists(cmd.Flags(), &in)
+		if err := in.stopIfScopeless(out, g); err != nil {
+			return err
+		}
+		if f.file == "" {
+			src, err := f.ep.source()
+			if err != nil {
+				return err
+			}
+			eps = append(eps, src)
+		}
+		var checks preflight.Report
+		checks.Add(in.findings...)
+		checks.Add(preflight.TLSFiles(tgt.TLS, preflight.UsesTLS(eps...))...)
+		tside := preflight.Endpoint(ctx, tgt, preflight.Needs{Tag: "administrator", Why: "importing definitions", CountMismatch: preflight.Warn})
+		checks.Add(tside.Findings...)
+		if len(eps) > 1 {
+			sside := preflight.Endpoint(ctx, eps[1], preflight.Needs{Tag: "administrator", Why: "exporting the source's definitions", CountMismatch: preflight.OK})
+			checks.Add(sside.Findings...)
+		}
+		var (
+			plan *definitions.Plan
+			chk  *definitions.CheckResult
+		)
+		if f.opts.Validate() == nil {
+			if plan, err = f.plan(ctx, cmd.InOrStdin()); err != nil {
+				checks.Add(definitionsFinding(err))
+			}
 		}
 		api, err := tgt.NewAPI()
 		if err != nil {
 			return usage(err)
 		}
+		switch {
+		case plan != nil && tside.Has("administrator"):
+			if chk, err = plan.Check(ctx, api); chk != nil {
+				checks.Add(preflight.Plan(chk)...)
+			} else {
+				checks.Add(preflight.Failf(preflight.Unfit, "definitions", "check the plan against the target: %v", err))
+			}
+		case plan != nil:
+			// The target cannot be read: what the file holds can still
+			// be judged.
+			for _, p := range definitions.Validate(plan.Want()) {
+				checks.Add(preflight.Failf(preflight.Usage, "definitions: invalid", "%s", p))
+			}
+		}
+		if checks.Err() != nil && !g.json() {
+			if plan != nil {
+				printPlan(out, plan)
+				fmt.Fprintln(out)
+			}
+			if chk != nil {
+				printCheck(out, chk, false)
+				fmt.Fprintln(out)
+			}
+		}
+		if err := stopOnPreflight(out, g, &checks, map[string]any{"plan": plan, "check": chk}); err != nil {
+			return err
+		}
+
 		res, ierr := definitions.Import(ctx, api, plan)
 		if g.json() {
-			if err := writeJSON(cmd.OutOrStdout(), struct {
-				Plan   *definitions.Plan         `json:"plan"`
-				Result *definitions.ImportResult `json:"result"`
-			}{plan, res}); err != nil {
+			if err := writeJSON(out, struct {
+				Plan      *definitions.Plan         `json:"plan"`
+				Result    *definitions.ImportResult `json:"result"`
+				Preflight *preflight.Report         `json:"preflight"`
+			}{plan, res, &checks}); err != nil {
 				return err
 			}
 		} else if res != nil && res.Check != nil {
-			w := cmd.OutOrStdout()
-			if ierr != nil && res.Total() == 0 {
-				printPlan(w, plan)
-				printCheck(w, res.Check)
+			if ierr != nil && res.Total() == 0 && res.RolledBack == nil {
+				printPlan(out, plan)
+				printCheck(out, res.Check, true)
 			} else {
-				printImport(w, res)
+				printImport(out, res)
 			}
 		}
-		return (ierr)
+		return ierr
 	}
 	return cmd
+}
+
+// definitionsFinding is a failure to read or plan the definitions.
+func definitionsFinding(err error) preflight.Finding {
+	switch definitions.ClassOf(err) {
+	case definitions.ClassUsage:
+		return preflight.Failf(preflight.Usage, "definitions", "%v", err)
+	case definitions.ClassConflict:
+		return preflight.Failf(preflight.Conflict, "definitions", "%v", err)
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return preflight.Failf(preflight.Usage, "definitions", "%v", err)
+	}
+	return preflight.Failf(preflight.Unfit, "definitions", "%v", err)
+}
+
+// refuseEmptyLists is checkLists for the commands that change nothing:
+// the first finding is a usage error.
+func (f *definitionsFlags) refuseEmptyLists(fs *pflag.FlagSet) error {
+	var in inputs
+	f.checkLists(fs, &in)
+	if len(in.findings) > 0 {
+		return usagef("%s", in.findings[0].Detail)
+	}
+	return nil
+}
+
+// checkLists refuses list flags given explicitly as empty.
+func (f *definitionsFlags) checkLists(fs *pflag.FlagSet, in *inputs) {
+	in.nonEmpty(fs, "vhost", f.vhosts, "every vhost")
+	in.nonEmpty(fs, "keep-classic", f.opts.KeepClassic, "none")
 }
 
 func writeFile(path string, d *definitions.Definitions) error {
@@ -325,20 +424,18 @@ func printPlan(w io.Writer, p *definitions.Plan) {
 	t.Flush()
 }
 
-func printCheck(w io.Writer, r *definitions.CheckResult) {
+// printCheck prints the plan's check against the target: its preflight
+// table (unless the command prints one preflight table of its own, with
+// these findings in it), the objects per kind and status, and every
+// conflict.
+func printCheck(w io.Writer, r *definitions.CheckResult, withPreflight bool) {
 	fmt.Fprintf(w, "\nTarget: RabbitMQ %s, cluster %s, user %s\n", r.Target.Version, dash(r.Target.ClusterName), r.Target.User)
-	t := table(w)
-	fmt.Fprintln(t, "PREFLIGHT\tRESULT\tDETAIL")
-	for _, f := range r.Preflight {
-		res := "ok"
-		if !f.OK {
-			res = "FAILED"
-		}
-		fmt.Fprintf(t, "%s\t%s\t%s\n", f.Check, res, f.Detail)
+	if withPreflight {
+		printPreflight(w, &preflight.Report{Findings: preflight.Plan(r)}, true)
+	} else {
+		fmt.Fprintln(w)
 	}
-	t.Flush()
-	fmt.Fprintln(w)
-	t = table(w)
+	t := table(w)
 	fmt.Fprintln(t, "KIND\tNEW\tIDENTICAL\tCONFLICT\tSKIPPED")
 	counts := map[definitions.Kind]map[definitions.Status]int{}
 	for _, o := range r.Objects {
@@ -392,6 +489,16 @@ func printImport(w io.Writer, r *definitions.ImportResult) {
 			}
 		}
 		t.Flush()
+	}
+	if rb := r.RolledBack; rb != nil {
+		fmt.Fprintf(w, "import stopped part-way and was rolled back: removed %d object(s) this run had created\n", len(rb.Removed))
+		for _, o := range rb.Removed {
+			fmt.Fprintf(w, "  removed %s\n", o)
+		}
+		for _, o := range rb.Left {
+			fmt.Fprintf(w, "  LEFT ON THE TARGET %s\n", o)
+		}
+		return
 	}
 	fmt.Fprintf(w, "created %d, left %d identical and %d skipped conflicts alone; confirmed %d planned objects on the target in %s\n",
 		r.Total(), r.Identical, r.Skipped, r.Confirmed, r.Duration.Round(time.Millisecond))

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/preflight"
 	"github.com/warrenmq/warren/shovel"
 )
 
@@ -81,39 +81,38 @@ func statePath(explicit, kind string, src, dst broker.Endpoint) (string, error) 
 	return filepath.Join(dir, kind+"-"+hex.EncodeToString(sum[:6])+".json"), nil
 }
 
-// validate refuses flag values out of range; an explicit --parallel 0 or
-// --vhost ” is refused too (left out, they mean "sized to the cluster"
+// maxPrefetch is the largest prefetch count AMQP 0-9-1 can carry (a
+// 16-bit field): a shovel asked for more never starts.
+const maxPrefetch = 65535
+
+// check refuses flag values out of range; an explicit --parallel 0 or
+// an empty --vhost is refused too (left out, they mean "sized to the cluster"
 // and "every vhost").
-func (f *drainFlags) validate(fs *pflag.FlagSet) error {
-	var errs []error
-	if f.parallel < 1 && fs.Changed("parallel") {
-		errs = append(errs, fmt.Errorf("--parallel %d: want 1 or more (leave it out to size it to the cluster)", f.parallel))
-	}
-	if f.prefetch < 1 {
-		errs = append(errs, fmt.Errorf("--prefetch %d: want 1 or more", f.prefetch))
-	}
+func (f *drainFlags) check(fs *pflag.FlagSet, in *inputs) {
+	in.intRange(fs, "parallel", f.parallel, 1, 1000, true, " (leave it out to size it to the cluster)")
+	in.intRange(fs, "prefetch", f.prefetch, 1, maxPrefetch, false, " (AMQP's prefetch count is 16 bits)")
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{{"settle", f.settle}, {"stall-timeout", f.stallTimeout}} {
 		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("--%s %s: want a positive duration", d.name, d.v))
+			in.bad("--%s %s: want a positive duration", d.name, d.v)
 		}
 	}
-	if fs.Changed("vhost") && (len(f.vhosts) == 0 || slices.Contains(f.vhosts, "")) {
-		errs = append(errs, errors.New("--vhost: an empty vhost name; name the vhosts, or leave --vhost out for all of them"))
-	}
+	in.nonEmpty(fs, "vhost", f.vhosts, "all of them")
+	in.nonEmpty(fs, "shovel-target-url", f.shovelTargetURLs, "the --target-url ones")
 	if _, err := shovel.ParseSide(f.side); err != nil {
-		errs = append(errs, fmt.Errorf("--shovel-side: %w", err))
+		in.bad("--shovel-side: %v", err)
 	}
-	return usage(errors.Join(errs...))
+	switch f.progress {
+	case "auto", "bars", "log", "none":
+	default:
+		in.bad("--progress %q: want auto, bars, log or none", f.progress)
+	}
 }
 
 func (f *drainFlags) options(src, dst broker.Endpoint, stderr io.Writer) (shovel.Options, error) {
-	side, err := shovel.ParseSide(f.side)
-	if err != nil {
-		return shovel.Options{}, usage(err)
-	}
+	side, _ := shovel.ParseSide(f.side) // check refused a bad one
 	path, err := statePath(f.stateFile, "drain", src, dst)
 	if err != nil {
 		return shovel.Options{}, usage(err)
@@ -133,10 +132,8 @@ func (f *drainFlags) options(src, dst broker.Endpoint, stderr io.Writer) (shovel
 		progress = bars
 	case "log":
 		progress = shovel.LogProgress{}
-	case "none":
+	default: // none, and a bad value check refused
 		progress = shovel.NoProgress{}
-	default:
-		return shovel.Options{}, usagef("--progress %q: want auto, bars, log or none", f.progress)
 	}
 	return shovel.Options{
 		Source: src, Target: dst, Vhosts: f.vhosts, Side: side,
@@ -175,26 +172,52 @@ is.`,
 		if err != nil {
 			return err
 		}
-		if err := df.validate(cmd.Flags()); err != nil {
-			return err
-		}
+		var in inputs
+		df.check(cmd.Flags(), &in)
 		if *forget && !*abort {
-			return usagef("--forget goes with --abort")
+			in.bad("--forget goes with --abort")
+		}
+		if err := in.stopIfScopeless(cmd.OutOrStdout(), g); err != nil {
+			return err
 		}
 		opts, err := df.options(src, dst, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
+		var checks preflight.Report
+		checks.Add(in.findings...)
+		checks.Add(preflight.TLSFiles(src.TLS, preflight.UsesTLS(src, dst))...)
+		out := cmd.OutOrStdout()
 		if *abort {
+			// --abort is the way out of a drain gone wrong: it checks its
+			// flags only, and then does what it can.
+			if err := stopOnPreflight(out, g, &checks, nil); err != nil {
+				return err
+			}
 			results, err := shovel.Abort(cmd.Context(), opts, *forget)
-			if perr := printAbort(cmd.OutOrStdout(), g, results); perr != nil && err == nil {
+			if perr := printAbort(out, g, results); perr != nil && err == nil {
 				err = perr
 			}
 			return err
 		}
+		drainPreflight(cmd.Context(), &checks, opts)
+		if err := stopOnPreflight(out, g, &checks, nil); err != nil {
+			return err
+		}
 		report, err := shovel.Drain(cmd.Context(), opts)
 		if report != nil {
-			if perr := printDrainReport(cmd.OutOrStdout(), g, report); perr != nil && err == nil {
+			var perr error
+			if g.json() {
+				// The report warren verify --drain-report reads, with the
+				// preflight's findings beside it.
+				perr = writeJSON(out, struct {
+					*shovel.Report
+					Preflight *preflight.Report `json:"preflight"`
+				}{report, &checks})
+			} else {
+				perr = printDrainReport(out, g, report)
+			}
+			if perr != nil && err == nil {
 				err = perr
 			}
 		}
@@ -203,10 +226,57 @@ is.`,
 	return cmd
 }
 
-func printDrainReport(w io.Writer, g *globals, r *shovel.Report) error {
-	if g.json() {
-		return writeJSON(w, r)
+// drainPreflight checks what a drain needs before it moves anything: both
+// logins (the source's may see every client, monitoring; the side that
+// runs shovels declares them, administrator), the users' permissions, the
+// target URLs one per running node, two distinct brokers, the vhosts, and
+// no client still attached (unless --allow-live). The drain checks its
+// queues (a destination for each, limits that would drop messages) itself,
+// also before anything moves.
+func drainPreflight(ctx context.Context, checks *preflight.Report, o shovel.Options) {
+	side, err := shovel.ParseSide(string(o.Side))
+	if err != nil {
+		return // a flag finding already
 	}
+	srcNeeds := preflight.Needs{Tag: "monitoring", Why: "seeing every client attached to the source", Vhosts: o.Vhosts, Read: true, CountMismatch: preflight.OK}
+	dstNeeds := preflight.Needs{Tag: "administrator", Why: "declaring the shovels on the target", Vhosts: o.Vhosts, Write: true, CountMismatch: preflight.Fail}
+	if side == shovel.OnSource {
+		srcNeeds.Tag, srcNeeds.Why = "administrator", "declaring the shovels on the source"
+		dstNeeds.Tag, dstNeeds.Why = "monitoring", "reading the target's queues and nodes"
+	}
+	src, dst := preflight.Endpoints(ctx, o.Source, srcNeeds, o.Target, dstNeeds)
+	checks.Add(src.Findings...)
+	checks.Add(dst.Findings...)
+	if !src.Has(srcNeeds.Tag) || !dst.Has(dstNeeds.Tag) {
+		return // every other check reads the brokers through these logins
+	}
+	srcAPI, err1 := o.Source.NewAPI()
+	dstAPI, err2 := o.Target.NewAPI()
+	if err1 != nil || err2 != nil {
+		return // TLS files: reported
+	}
+	if err := broker.CheckDistinct(ctx, srcAPI, dstAPI); errors.Is(err, broker.ErrSameBroker) {
+		checks.Add(preflight.Failf(preflight.Usage, "source and target", "%v", err))
+		return
+	}
+	if err := srcAPI.CheckVhosts(ctx, o.Vhosts); err != nil {
+		checks.Add(preflight.Failf(preflight.Usage, "vhosts", "--vhost: %v", err))
+		return
+	}
+	if o.Validate() != nil {
+		return
+	}
+	switch err := shovel.CheckLive(ctx, o); {
+	case errors.Is(err, shovel.ErrLiveClients):
+		checks.Add(preflight.Failf(preflight.Unfit, "live clients", "%v", err))
+	case err != nil:
+		checks.Add(preflight.Failf(preflight.Unfit, "live clients", "%v", err))
+	}
+}
+
+// printDrainReport prints a drain's report as a table (callers write the
+// JSON form themselves, with what goes with it).
+func printDrainReport(w io.Writer, g *globals, r *shovel.Report) error {
 	if len(r.Queues) == 0 {
 		fmt.Fprintln(w, "nothing to drain: every source queue is empty")
 		return nil

@@ -23,7 +23,7 @@ const (
 	exitOK           = 0
 	exitFailure      = 1 // anything not classified below
 	exitUsage        = 2 // bad flags, arguments or input; nothing changed
-	exitPreflight    = 3 // a broker is unreachable, refuses the login, or is unfit; clients still attached
+	exitPreflight    = 3 // a broker is unreachable, refuses the login, lacks a tag, permission, plugin or node; clients still attached
 	exitConflict     = 4 // the plan conflicts with the target, or is unsafe
 	exitDrain        = 5 // moving messages failed or counts did not match
 	exitVerification = 6 // a verification check failed

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/migrate"
+	"github.com/warrenmq/warren/preflight"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -27,7 +28,11 @@ func newMigrateCmd(g *globals) *cobra.Command {
 Run it again at any time: after a kill it resumes (the drain keeps its state,
 the import creates only what is missing), after success it finds nothing to do.
 --dry-run shows the plan, its check against the target and the backlog, and
-changes nothing. Exit codes: 3 preflight, 4 plan conflict, 5 drain, 6 verify.`,
+changes nothing. Preflight checks every input before anything changes (flags,
+TLS files, logins, tags and permissions, one target URL per running node,
+--expect-nodes, the plan against the target) and reports every finding in
+one table. Exit codes: 2 bad input, 3 a broker unreachable or unfit, 4 plan
+conflict, 5 drain, 6 verify.`,
 		Args: cobra.NoArgs,
 	}
 	ep := addEndpointFlags(cmd, bothSides)
@@ -52,12 +57,18 @@ changes nothing. Exit codes: 3 preflight, 4 plan conflict, 5 drain, 6 verify.`,
 		if err != nil {
 			return err
 		}
-		if err := df.opts.Validate(); err != nil {
-			return usage(err)
-		}
-		if err := drain.validate(cmd.Flags()); err != nil {
+		// Bad flags are findings of the preflight, reported in its one
+		// table with everything else it finds.
+		var in inputs
+		in.err(df.opts.Validate())
+		in.nonEmpty(fs, "keep-classic", df.opts.KeepClassic, "none")
+		drain.check(fs, &in)
+		in.intRange(fs, "expect-nodes", opts.Verify.ExpectNodes, 1, 0, true, " (leave it out for one per --target-url)")
+		in.serviceURLs(opts.Verify.ServiceURL, opts.Verify.ServiceAPI)
+		if err := in.stopIfScopeless(cmd.OutOrStdout(), g); err != nil {
 			return err
 		}
+		opts.Inputs = in.findings
 		if opts.Drain, err = drain.options(src, dst, cmd.ErrOrStderr()); err != nil {
 			return err
 		}
@@ -81,12 +92,16 @@ func printMigration(w io.Writer, g *globals, s *migrate.Summary) error {
 	if g.json() {
 		return writeJSON(w, s)
 	}
+	if s.Preflight != nil {
+		r := &preflight.Report{Findings: s.Preflight.Findings}
+		printPreflight(w, r, s.DryRun || g.verbose || r.Err() != nil)
+	}
 	if s.Plan != nil && (s.DryRun || s.Check == nil || s.Check.Err() != nil) {
 		printPlan(w, s.Plan)
 		fmt.Fprintln(w)
 	}
 	if s.Check != nil && (s.DryRun || s.Check.Err() != nil) {
-		printCheck(w, s.Check)
+		printCheck(w, s.Check, false)
 		fmt.Fprintln(w)
 	}
 	if s.DryRun && len(s.Backlog) > 0 {

@@ -68,19 +68,24 @@ WARREN_SOURCE_URL, --output is WARREN_OUTPUT, and so on.`,
 }
 
 // bindEnv sets every flag the user did not give from WARREN_<FLAG_NAME>.
+// A flag set so counts as given (Changed): WARREN_PARALLEL=0 is refused
+// like --parallel 0, an empty WARREN_VHOST= like an empty --vhost.
 func bindEnv(flags *pflag.FlagSet) error {
 	var errs []error
+	var set []*pflag.Flag
 	flags.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
-			return
+		if !f.Changed {
+			set = append(set, f)
 		}
+	})
+	for _, f := range set {
 		key := envName(f.Name)
 		if v, ok := os.LookupEnv(key); ok {
-			if err := f.Value.Set(v); err != nil {
+			if err := flags.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
 			}
 		}
-	})
+	}
 	return errors.Join(errs...)
 }
 
