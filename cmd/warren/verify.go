@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
 	"github.com/warrenmq/warren/migrate"
+	"github.com/warrenmq/warren/preflight"
 	"github.com/warrenmq/warren/verify"
 )
 
@@ -64,6 +68,7 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 	fs.StringSliceVar(&areas, "check", nil, "check areas to run, comma separated: health,roundtrip,routing,definitions,conservation (default: all)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
 		opts.ServiceURL, opts.ServiceAPI = serviceURL, serviceAPI
 		opts.ExpectNodes, opts.Vhosts, opts.Messages = expectNodes, vhosts, messages
 		var err error
@@ -78,23 +83,42 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 				return err
 			}
 			opts.Source = &src
-			if err := expectMigration(cmd, &opts); err != nil {
-				return err
-			}
 		}
-		if expectNodes < 0 || messages < 1 {
-			return usagef("--expect-nodes %d / --messages %d: want positive numbers", expectNodes, messages)
-		}
+
+		var in inputs
+		in.intRange(fs, "expect-nodes", expectNodes, 1, 0, true, " (leave it out for one per --target-url)")
+		in.intRange(fs, "messages", messages, 1, maxMessages, false, "")
+		in.nonEmpty(fs, "vhost", vhosts, "every vhost of the target")
+		in.nonEmpty(fs, "check", areas, "all of them")
+		in.nonEmpty(fs, "node-api", ef.nodeAPIs, "none")
+		in.nonEmpty(fs, "keep-classic", opts.Plan.KeepClassic, "none")
+		in.err(opts.Plan.Validate())
+		in.serviceURLs(serviceURL, serviceAPI)
 		for _, a := range areas {
 			area, err := verify.ParseArea(a)
 			if err != nil {
-				return usagef("--check: %w", err)
+				in.bad("--check: %v", err)
+				continue
 			}
 			opts.Areas = append(opts.Areas, area)
 		}
 		if drainReport != "" {
 			if opts.DrainReport, err = verify.LoadDrainReport(drainReport); err != nil {
-				return usagef("--drain-report: %w", err)
+				in.file("drain report", fmt.Errorf("--drain-report: %w", err))
+			}
+		}
+		if err := in.stopIfScopeless(cmd.OutOrStdout(), g); err != nil {
+			return err
+		}
+		var checks preflight.Report
+		checks.Add(in.findings...)
+		verifyPreflight(ctx, &checks, opts)
+		if err := stopOnPreflight(cmd.OutOrStdout(), g, &checks, nil); err != nil {
+			return err
+		}
+		if opts.Source != nil {
+			if err := expectMigration(cmd, &opts); err != nil {
+				return err
 			}
 		}
 		report, err := verify.Run(cmd.Context(), opts)
@@ -103,7 +127,10 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 		}
 		out := cmd.OutOrStdout()
 		if g.json() {
-			if err := writeJSON(out, report); err != nil {
+			if err := writeJSON(out, struct {
+				*verify.Report
+				Preflight *preflight.Report `json:"preflight"`
+			}{report, &checks}); err != nil {
 				return err
 			}
 		} else if err := printVerifyReport(out, report); err != nil {
@@ -112,6 +139,43 @@ Users' messages are never touched. Exits 6 naming each failed check.`,
 		return report.Err()
 	}
 	return cmd
+}
+
+// maxMessages bounds --messages: each node publishes that many per vhost
+// and waits for every one.
+const maxMessages = 100000
+
+// verifyPreflight checks verify's inputs against the brokers: the TLS
+// files, the tag its calls need (monitoring for node health, administrator
+// for the definitions check), the target user's permissions in the vhosts
+// it publishes in, and that the target URLs reach distinct nodes. A login
+// that fails is no preflight failure here: the health check reports it.
+func verifyPreflight(ctx context.Context, checks *preflight.Report, o verify.Options) {
+	want := func(a verify.Area) bool { return len(o.Areas) == 0 || slices.Contains(o.Areas, a) }
+	eps := []broker.Endpoint{o.Target}
+	if o.Source != nil {
+		eps = append(eps, *o.Source)
+	}
+	checks.Add(preflight.TLSFiles(o.Target.TLS, preflight.UsesTLS(eps...))...)
+	tn := preflight.Needs{Tag: "monitoring", Why: "checking node health", Vhosts: o.Vhosts,
+		CountMismatch: preflight.Warn, LoginFailure: preflight.Warn}
+	if want(verify.AreaDefinitions) && o.Source != nil {
+		tn.Tag, tn.Why = "administrator", "reading the target's definitions (--check definitions)"
+	}
+	if want(verify.AreaRoundTrip) || want(verify.AreaRouting) {
+		tn.Configure, tn.Write, tn.Read = true, true, true
+	}
+	if o.Source == nil {
+		checks.Add(preflight.Endpoint(ctx, o.Target, tn).Findings...)
+		return
+	}
+	sn := preflight.Needs{Tag: "management", Why: "reading the source's bindings", LoginFailure: preflight.Warn, CountMismatch: preflight.OK}
+	if want(verify.AreaDefinitions) {
+		sn.Tag, sn.Why = "administrator", "exporting the source's definitions (--check definitions)"
+	}
+	t, src := preflight.Endpoints(ctx, o.Target, tn, *o.Source, sn)
+	checks.Add(t.Findings...)
+	checks.Add(src.Findings...)
 }
 
 // printVerifyReport prints a verification report as a table.
