@@ -58,7 +58,9 @@ type Side struct {
 }
 
 // identifyWait bounds how long Endpoint waits for the HTTP API to list its
-// connections: the list lags by the statistics interval (5 s by default).
+// connections: at once in the connection tracking, but through NAT only in
+// the statistics' list, which lags by the statistics interval (5 s by
+// default).
 const identifyWait = 15 * time.Second
 
 // Endpoint logs into every AMQP URL and the HTTP API of ep and checks them
@@ -68,8 +70,8 @@ const identifyWait = 15 * time.Second
 // reach distinct nodes, as many as the cluster runs (and --expect-nodes).
 // Every outcome is a finding; nothing on the broker changes.
 //
-// A URL's node is found by opening a connection with a client property of
-// its own and reading the node the HTTP API lists it on.
+// A URL's node is the node the HTTP API lists warren's connection to it
+// on (see identify).
 func Endpoint(ctx context.Context, ep broker.Endpoint, n Needs) *Side {
 	if n.LoginFailure == "" {
 		n.LoginFailure = Fail
