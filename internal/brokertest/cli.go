@@ -45,12 +45,7 @@ func WarrenBinary(t testing.TB) string {
 // own. Other WARREN_* variables of the caller's are dropped.
 func (e *Env) CLIEnv(t testing.TB) []string {
 	t.Helper()
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "WARREN_") {
-			env = append(env, kv)
-		}
-	}
+	env := BareEnv()
 	urls := func(ep []string) string { return strings.Join(ep, ",") }
 	var targets []string
 	for i := range e.Target.AMQP {
@@ -67,6 +62,19 @@ func (e *Env) CLIEnv(t testing.TB) []string {
 		env = append(env, "WARREN_NODE_API="+urls(e.Target.NodeAPIs))
 	}
 	return env
+}
+
+// BareEnv is the caller's environment without any WARREN_* variable, then
+// extra ("KEY=value"): a CLI run that sees only the flags and variables its
+// test gives it.
+func BareEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WARREN_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
 }
 
 // Result is one run of the CLI.
