@@ -223,12 +223,15 @@ so running import again changes nothing.`,
 				checks.Add(definitionsFinding(err))
 			}
 		}
-		api, err := tgt.NewAPI()
-		if err != nil {
-			return usage(err)
+		// A TLS file that does not load leaves no API to call: it is
+		// among the findings (TLSFiles), and the table still reports
+		// everything else.
+		api, apiErr := tgt.NewAPI()
+		if apiErr != nil && checks.Err() == nil {
+			checks.Add(preflight.Failf(preflight.Usage, "target HTTP API", "%v", apiErr))
 		}
 		switch {
-		case plan != nil && tside.Has("administrator"):
+		case plan != nil && apiErr == nil && tside.Has("administrator"):
 			if chk, err = plan.Check(ctx, api); chk != nil {
 				checks.Add(preflight.Plan(chk)...)
 			} else {

@@ -263,7 +263,12 @@ func drainPreflight(ctx context.Context, checks *preflight.Report, o shovel.Opti
 		checks.Add(preflight.Failf(preflight.Usage, "vhosts", "--vhost: %v", err))
 		return
 	}
-	if o.Validate() != nil {
+	if err := o.Validate(); err != nil {
+		// The flags' findings say the same in the flags' terms; this
+		// catches only what they do not.
+		if len(checks.Failed()) == 0 {
+			checks.Add(preflight.Failf(preflight.Usage, "flags", "%v", err))
+		}
 		return
 	}
 	switch err := shovel.CheckLive(ctx, o); {
