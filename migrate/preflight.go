@@ -197,7 +197,15 @@ func (r *runner) checkMigration(ctx context.Context, rep *PreflightReport, check
 	if !vhostsOK {
 		return nil // a plan of the vhosts that exist would be beside the point
 	}
-	r.checkPlan(ctx, checks)
+	if err := r.opts.Plan.Validate(); err != nil {
+		// No plan can be made; the CLI reports its flags itself
+		// (Options.Inputs), so say it only for other callers.
+		if len(r.opts.Inputs) == 0 {
+			checks.Add(preflight.Failf(preflight.Usage, "definitions", "plan options: %v", err))
+		}
+	} else {
+		r.checkPlan(ctx, checks)
+	}
 
 	backlog, err := r.backlog(ctx)
 	if err != nil {
