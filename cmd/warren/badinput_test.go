@@ -221,19 +221,30 @@ type badCase struct {
 	phrase string
 }
 
-// envCase is a bad input from the environment: every flag also comes
-// from WARREN_<FLAG>.
+// envCase is a bad input from the environment (every flag also comes
+// from WARREN_<FLAG>), or one with several problems at once.
 type envCase struct {
 	badCase
 	env map[string]string
+	// also are more phrases the output must hold: one table reports
+	// every finding, not the first alone.
+	also []string
 }
 
 func envCases() []envCase {
 	return []envCase{
 		{badCase{"drain: WARREN_PARALLEL=0", func(b *badInput) []string { return b.args("drain", nil) }, exitUsage, "--parallel 0"},
-			map[string]string{"WARREN_PARALLEL": "0"}},
+			map[string]string{"WARREN_PARALLEL": "0"}, nil},
 		{badCase{"migrate: WARREN_VHOST=''", func(b *badInput) []string { return b.args("migrate", map[string]string{"vhost": ""}) }, exitUsage, "--vhost: an empty value"},
-			map[string]string{"WARREN_VHOST": ""}},
+			map[string]string{"WARREN_VHOST": ""}, nil},
+		{badCase{"migrate: five problems at once, one table", func(b *badInput) []string {
+			u := b.urls("amqp", lab.TargetUser, lab.TargetPassword, false, 0)
+			return b.args("migrate", map[string]string{"target-url": u + "," + u},
+				"--parallel", "0", "--settle", "-1s", "--queue-type", "stream", "--expect-nodes", "0")
+		}, exitUsage, "--parallel 0"}, nil, []string{"--settle -1s", `unknown queue type "stream"`, "--expect-nodes 0", "all reach node"}},
+		{badCase{"definitions import: a garbage CA and a broken file, both reported", func(b *badInput) []string {
+			return b.args("definitions import", nil, "--file", b.files["durable-yes.json"], "--ca-file", b.files["garbage.pem"])
+		}, exitUsage, "--ca-file"}, nil, []string{`"durable" is the string "yes"`}},
 	}
 }
 
@@ -418,6 +429,15 @@ func TestBadInputChangesNothing(t *testing.T) {
 			out := r.Stdout + r.Stderr
 			assert.Equal(t, c.code, r.Code, "warren %s\n%s", strings.Join(args, " "), out)
 			assert.Contains(t, out, c.phrase)
+			for _, p := range c.also {
+				assert.Contains(t, out, p)
+			}
+			if len(c.also) > 0 {
+				assert.Regexp(t, `PREFLIGHT +RESULT +DETAIL`, r.Stdout, "the findings' table")
+				for _, p := range append([]string{c.phrase}, c.also...) {
+					assert.Equal(t, 1, strings.Count(r.Stderr, p), "%q is one finding, reported once:\n%s", p, r.Stderr)
+				}
+			}
 			if !strings.Contains(c.phrase, "user name and password") {
 				assert.NotContains(t, out, "check the user name and password", "only a wrong password is called one")
 			}
