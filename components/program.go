@@ -35,6 +35,11 @@ func run(ctx *pulumi.Context, opts Options) error {
 	if opts.RenderDir != "" {
 		p, err := kubernetes.NewProvider(ctx, "render", &kubernetes.ProviderArgs{
 			RenderYamlToDirectory: pulumi.String(opts.RenderDir),
+			// Left nil, the SDK fills it from $KUBECONFIG, which the
+			// provider refuses next to renderYamlToDirectory
+			// (pulumi-kubernetes#2535, fixed upstream in #4406 after the
+			// 4.25 we pin): rendering needs no cluster at all.
+			Kubeconfig: pulumi.String(""),
 		})
 		if err != nil {
 			return fmt.Errorf("render provider: %w", err)

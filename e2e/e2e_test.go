@@ -853,9 +853,9 @@ type pod struct {
 	Name, IP string
 }
 
-// readyPods returns the cluster's pods in name order, requiring exactly
-// the 3 replicas, each Ready with an address.
-func readyPods(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names) []pod {
+// clusterPods is `kubectl get pods -o json` of the cluster's pods, by
+// their selector labels.
+func clusterPods(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names) []byte {
 	t.Helper()
 	var selector []string
 	for k, v := range names.SelectorLabels() {
@@ -864,6 +864,14 @@ func readyPods(t *testing.T, ctx context.Context, l *k8s.Lab, names components.N
 	sort.Strings(selector)
 	out, err := l.Kubectl(ctx, nil, "-n", names.Namespace, "get", "pods", "-l", strings.Join(selector, ","), "-o", "json")
 	require.NoError(t, err)
+	return out
+}
+
+// readyPods returns the cluster's pods in name order, requiring exactly
+// the 3 replicas, each Ready with an address.
+func readyPods(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names) []pod {
+	t.Helper()
+	out := clusterPods(t, ctx, l, names)
 	var list struct {
 		Items []struct {
 			Metadata struct {

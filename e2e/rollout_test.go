@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,13 +19,7 @@ import (
 // at or after start: the rollout replaced them all.
 func restartedSince(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names, start time.Time) {
 	t.Helper()
-	var selector []string
-	for k, v := range names.SelectorLabels() {
-		selector = append(selector, k+"="+v)
-	}
-	sort.Strings(selector)
-	out, err := l.Kubectl(ctx, nil, "-n", names.Namespace, "get", "pods", "-l", strings.Join(selector, ","), "-o", "json")
-	require.NoError(t, err)
+	out := clusterPods(t, ctx, l, names)
 	var list struct {
 		Items []struct {
 			Metadata struct {

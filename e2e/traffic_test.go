@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/internal/brokertest"
@@ -79,21 +78,7 @@ func (l *serviceLoad) flowing(n int, within time.Duration) {
 func (l *serviceLoad) finish() traffic.Figures {
 	l.t.Helper()
 	l.producer.Stop(l.t)
-	brokertest.Eventually(l.t, 2*time.Minute, func() error {
-		fig, err := traffic.CompareFiles([]string{l.pubLedger}, []string{l.consLedger})
-		if err != nil {
-			return err
-		}
-		if fig.Lost > 0 {
-			return fmt.Errorf("%s: %d confirmed messages not consumed yet", l.scenario, fig.Lost)
-		}
-		return nil
-	})
-	l.consumer.Stop(l.t)
-	fig, err := traffic.CompareFiles([]string{l.pubLedger}, []string{l.consLedger})
-	require.NoError(l.t, err)
-	assert.Zero(l.t, fig.Lost, "%s: lost ids: %v", l.scenario, fig.LostIDs)
-	return fig
+	return brokertest.CaughtUp(l.t, 2*time.Minute, l.pubLedger, l.consLedger, l.consumer)
 }
 
 // appURL is the application's AMQP URL from the stack's app Secret, with

@@ -154,6 +154,9 @@ func runInit(t *testing.T, args ...string) initReport {
 func TestRenderDevStack(t *testing.T) {
 	requireToolchain(t)
 	dir, flags := stackProject(t)
+	// A user pointed at a cluster still renders offline
+	// (pulumi-kubernetes#2535).
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "kubeconfig-of-some-cluster"))
 
 	r := runInit(t, append([]string{"--stack", "dev"}, flags...)...)
 	assert.Equal(t, []string{"warren:adminPassword", "warren:erlangCookie"}, r.Generated)

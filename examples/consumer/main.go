@@ -24,15 +24,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/appclient"
-	"github.com/warrenmq/warren/internal/traffic"
+	"github.com/warrenmq/warren/examples/internal/service"
 )
 
 func main() {
@@ -44,52 +41,27 @@ func main() {
 }
 
 func run(log *slog.Logger) error {
-	prefetch, err := envInt("PREFETCH", 50)
+	prefetch, err := service.EnvInt("PREFETCH", 50)
 	if err != nil {
 		return err
 	}
-	concurrency, err := envInt("CONCURRENCY", 4)
+	concurrency, err := service.EnvInt("CONCURRENCY", 4)
 	if err != nil {
 		return err
 	}
-	delay, err := time.ParseDuration(envOr("HANDLER_DELAY", "0s"))
+	if prefetch <= 0 || concurrency <= 0 {
+		return fmt.Errorf("PREFETCH=%d, CONCURRENCY=%d: want positive numbers", prefetch, concurrency)
+	}
+	delay, err := time.ParseDuration(service.EnvOr("HANDLER_DELAY", "0s"))
 	if err != nil {
 		return fmt.Errorf("HANDLER_DELAY: %w", err)
 	}
-	queue := envOr("AMQP_QUEUE", "warren-demo")
-	var decl appclient.Queue
-	switch typ := envOr("AMQP_QUEUE_TYPE", "quorum"); typ {
-	case "quorum":
-		decl = appclient.Queue{Name: queue, Type: appclient.Quorum}
-	case "classic":
-		decl = appclient.Queue{Name: queue, Type: appclient.Classic}
-	case "passive":
-		decl = appclient.Queue{Name: queue, Passive: true}
-	default:
-		return fmt.Errorf("AMQP_QUEUE_TYPE=%q: want quorum, classic or passive", typ)
-	}
-	cfg, err := appclient.FromEnv()
+	svc, err := service.Start(log, "warren-example-consumer", "consumer.ledger")
 	if err != nil {
 		return err
 	}
-	cfg.Name, cfg.Logger = envOr("CONNECTION_NAME", "warren-example-consumer"), log
-
-	ledger, err := traffic.Open(envOr("LEDGER", "consumer.ledger"))
-	if err != nil {
-		return err
-	}
-	defer ledger.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	c, err := appclient.Dial(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Declare(ctx, decl); err != nil {
-		return err
-	}
+	defer svc.Close()
+	ctx, queue, ledger := svc.Ctx, svc.Queue.Name, svc.Ledger
 	handler := appclient.HandlerFunc(func(ctx context.Context, d amqp.Delivery) error {
 		if delay > 0 {
 			time.Sleep(delay)
@@ -97,7 +69,7 @@ func run(log *slog.Logger) error {
 		// Recorded before the ack: a message is never acked unrecorded.
 		return ledger.Received(d.MessageId)
 	})
-	cons, err := c.Consume(ctx, queue, handler, appclient.ConsumerOptions{Prefetch: prefetch, Concurrency: concurrency})
+	cons, err := svc.Client.Consume(ctx, queue, handler, appclient.ConsumerOptions{Prefetch: prefetch, Concurrency: concurrency})
 	if err != nil {
 		return err
 	}
@@ -124,23 +96,4 @@ func run(log *slog.Logger) error {
 	out, _ := json.Marshal(cons.Stats())
 	fmt.Println(string(out))
 	return nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(k string, def int) (int, error) {
-	v := os.Getenv(k)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a positive number", k, v)
-	}
-	return n, nil
 }

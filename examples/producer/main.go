@@ -28,17 +28,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/appclient"
-	"github.com/warrenmq/warren/internal/traffic"
+	"github.com/warrenmq/warren/examples/internal/service"
 )
 
 func main() {
@@ -58,49 +55,28 @@ type summary struct {
 }
 
 func run(log *slog.Logger) error {
-	rate, err := envInt("RATE", 200)
+	rate, err := service.EnvInt("RATE", 200)
 	if err != nil {
 		return err
 	}
-	count, err := envInt("COUNT", 0)
+	count, err := service.EnvInt("COUNT", 0)
 	if err != nil {
 		return err
 	}
-	inFlight, err := envInt("IN_FLIGHT", 16)
+	inFlight, err := service.EnvInt("IN_FLIGHT", 16)
 	if err != nil {
 		return err
 	}
 	if rate <= 0 || inFlight <= 0 || count < 0 {
 		return fmt.Errorf("RATE=%d, IN_FLIGHT=%d, COUNT=%d: want positive numbers (COUNT may be 0)", rate, inFlight, count)
 	}
-	queue := envOr("AMQP_QUEUE", "warren-demo")
-	decl, err := queueDeclaration(queue, envOr("AMQP_QUEUE_TYPE", "quorum"))
+	svc, err := service.Start(log, "warren-example-producer", "producer.ledger")
 	if err != nil {
 		return err
 	}
-	cfg, err := appclient.FromEnv()
-	if err != nil {
-		return err
-	}
-	cfg.Name, cfg.Logger = envOr("CONNECTION_NAME", "warren-example-producer"), log
-
-	ledger, err := traffic.Open(envOr("LEDGER", "producer.ledger"))
-	if err != nil {
-		return err
-	}
-	defer ledger.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	c, err := appclient.Dial(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Declare(ctx, decl); err != nil {
-		return err
-	}
-	pub := c.NewPublisher(appclient.PublisherOptions{MaxInFlight: inFlight})
+	defer svc.Close()
+	ctx, stop, queue, ledger := svc.Ctx, svc.Stop, svc.Queue.Name, svc.Ledger
+	pub := svc.Client.NewPublisher(appclient.PublisherOptions{MaxInFlight: inFlight})
 
 	runID := appclient.NewMessageID()[:8]
 	log.Info("publishing", "queue", queue, "rate", rate, "run_id", runID)
@@ -165,35 +141,4 @@ loop:
 	out, _ := json.Marshal(summary{RunID: runID, Confirmed: confirmed.Load(), Failed: failed.Load(), PublisherStats: pub.Stats()})
 	fmt.Println(string(out))
 	return nil
-}
-
-func queueDeclaration(name, typ string) (appclient.Queue, error) {
-	switch typ {
-	case "quorum":
-		return appclient.Queue{Name: name, Type: appclient.Quorum}, nil
-	case "classic":
-		return appclient.Queue{Name: name, Type: appclient.Classic}, nil
-	case "passive":
-		return appclient.Queue{Name: name, Passive: true}, nil
-	}
-	return appclient.Queue{}, fmt.Errorf("AMQP_QUEUE_TYPE=%q: want quorum, classic or passive", typ)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(k string, def int) (int, error) {
-	v := os.Getenv(k)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: want a number", k, v)
-	}
-	return n, nil
 }

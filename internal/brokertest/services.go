@@ -124,3 +124,30 @@ func LedgerCount(t testing.TB, path string, kind traffic.Kind) int {
 	}
 	return n
 }
+
+// CaughtUp waits (for at most within) until the consumer has received
+// every message the producer's ledger has confirmed, stops the consumer,
+// and returns the figures of the two ledgers. A confirmed message never
+// received fails the test. Stop the producer first.
+func CaughtUp(t testing.TB, within time.Duration, pubLedger, consLedger string, consumer *Service) traffic.Figures {
+	t.Helper()
+	Eventually(t, within, func() error {
+		fig, err := traffic.CompareFiles([]string{pubLedger}, []string{consLedger})
+		if err != nil {
+			return err
+		}
+		if fig.Lost > 0 {
+			return fmt.Errorf("%d confirmed messages not consumed yet", fig.Lost)
+		}
+		return nil
+	})
+	consumer.Stop(t)
+	fig, err := traffic.CompareFiles([]string{pubLedger}, []string{consLedger})
+	if err != nil {
+		t.Fatalf("compare the ledgers: %v", err)
+	}
+	if fig.Lost > 0 {
+		t.Errorf("%d confirmed messages never consumed: %v", fig.Lost, fig.LostIDs)
+	}
+	return fig
+}
