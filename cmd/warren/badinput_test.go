@@ -116,13 +116,18 @@ func newBadInput(t *testing.T) *badInput {
 	_, err = b.dstCh.QueueDeclare("work", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
 	require.NoError(t, err)
 
-	// Users with too few tags, each with every permission in the vhost.
+	// Users with too few tags (none at all, monitoring, management), each
+	// with every permission in the vhost.
 	for _, u := range []struct {
 		api  *broker.API
 		name string
 		tag  string
-	}{{e.TargetAPI, b.vhost + "-mon", "monitoring"}, {e.TargetAPI, b.vhost + "-mgmt", "management"}, {e.SourceAPI, b.vhost + "-smgmt", "management"}} {
-		require.NoError(t, u.api.PutUser(ctx, u.name, "pw", []string{u.tag}))
+	}{{e.TargetAPI, b.vhost + "-none", ""}, {e.TargetAPI, b.vhost + "-mon", "monitoring"}, {e.TargetAPI, b.vhost + "-mgmt", "management"}, {e.SourceAPI, b.vhost + "-smgmt", "management"}} {
+		var tags []string
+		if u.tag != "" {
+			tags = []string{u.tag}
+		}
+		require.NoError(t, u.api.PutUser(ctx, u.name, "pw", tags))
 		require.NoError(t, u.api.PutPermissions(ctx, b.vhost, u.name, broker.FullPermissions))
 		t.Cleanup(func() { _ = u.api.DeleteUser(context.Background(), u.name) })
 	}
@@ -389,6 +394,12 @@ func badCases() []badCase {
 		{"import: monitoring-only target user", func(b *badInput) []string {
 			return b.args("definitions import", map[string]string{"target-url": b.urls("amqp", b.vhost+"-mon", "pw", false)}, "--file", b.files["conflict.json"])
 		}, exitPreflight, "importing definitions needs the administrator tag"},
+		{"migrate: target user without any tag", func(b *badInput) []string {
+			return b.args("migrate", map[string]string{"target-url": b.urls("amqp", b.vhost+"-none", "pw", false)})
+		}, exitPreflight, "has none of the tags the HTTP API needs"},
+		{"import: target user without any tag", func(b *badInput) []string {
+			return b.args("definitions import", map[string]string{"target-url": b.urls("amqp", b.vhost+"-none", "pw", false)}, "--file", b.files["conflict.json"])
+		}, exitPreflight, "has none of the tags the HTTP API needs"},
 		{"migrate: monitoring-only target user", func(b *badInput) []string {
 			return b.args("migrate", map[string]string{"target-url": b.urls("amqp", b.vhost+"-mon", "pw", false)})
 		}, exitPreflight, "needs the administrator tag: grant it with `rabbitmqctl set_user_tags"},
