@@ -80,6 +80,9 @@ const applicationsWait = 30 * time.Second
 // (syslog comes and goes), which is why only silence is waited out.
 func applications(ctx context.Context, api *broker.API) ([]string, error) {
 	deadline := time.Now().Add(applicationsWait)
+	if !StatsWait(ctx) {
+		deadline = time.Now()
+	}
 	for {
 		nodes, err := api.ListNodes(ctx)
 		if err != nil {
@@ -103,7 +106,7 @@ func applications(ctx context.Context, api *broker.API) ([]string, error) {
 		if len(silent) == 0 || time.Now().After(deadline) {
 			if reporting == 0 {
 				return nil, fmt.Errorf("the HTTP API lists no running node's applications (silent: %s) after %s: are the nodes still starting?",
-					strings.Join(silent, ", "), applicationsWait)
+					strings.Join(silent, ", "), time.Since(deadline.Add(-applicationsWait)).Round(time.Second))
 			}
 			var common []string
 			for name, c := range count {

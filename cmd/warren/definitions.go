@@ -232,7 +232,11 @@ so running import again changes nothing.`,
 		}
 		switch {
 		case plan != nil && apiErr == nil && tside.Has("administrator"):
-			if chk, err = plan.Check(ctx, api); chk != nil {
+			cctx := ctx
+			if checks.Err() != nil {
+				cctx = definitions.WithoutStatsWait(ctx) // stopping anyway: no wait for lagging node figures
+			}
+			if chk, err = plan.Check(cctx, api); chk != nil {
 				checks.Add(preflight.Plan(chk)...)
 			} else {
 				checks.Add(preflight.Failf(preflight.Unfit, "definitions", "check the plan against the target: %v", err))
