@@ -28,8 +28,12 @@ type ImportResult struct {
 	Skipped   int `json:"skipped"`
 	// Confirmed counts the planned objects found on the target, as
 	// planned, when it was read back afterwards.
-	Confirmed int           `json:"confirmed"`
-	Duration  time.Duration `json:"duration_ns"`
+	Confirmed int `json:"confirmed"`
+	// Placement says through which nodes the new queues were declared
+	// and how the quorum leaders are spread (see QueuePlacement); nil
+	// when no queue was new.
+	Placement *QueuePlacement `json:"placement,omitempty"`
+	Duration  time.Duration   `json:"duration_ns"`
 }
 
 // Total is the number of objects created.
@@ -46,8 +50,9 @@ func (r *ImportResult) Total() int {
 // skipped), creates the new objects kind by kind in dependency order
 // (vhosts, users, permissions, parameters, policies, exchanges, queues,
 // bindings), then reads the target back and confirms that every planned
-// object is there as planned. Objects the target already holds identically
-// are not touched, so a second Import changes nothing.
+// object is there as planned. New queues are declared spread over the
+// running nodes (see QueuePlacement). Objects the target already holds
+// identically are not touched, so a second Import changes nothing.
 //
 // The result is non-nil whenever the check ran, also on error.
 func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult, error) {
@@ -74,6 +79,15 @@ func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult,
 			if status[k][ID(k, o)] == StatusNew {
 				batch = append(batch, o)
 			}
+		}
+		if k == KindQueue && len(batch) > 0 {
+			placed, n, err := postQueues(ctx, target, batch)
+			res.Placement = placed
+			res.Created[k] += n
+			if err != nil {
+				return res, fmt.Errorf("import %s into %s (%d created before this): %w", section[k], ep.Name, res.Total(), err)
+			}
+			batch = nil
 		}
 		for len(batch) > 0 {
 			n := min(len(batch), batchSize)
