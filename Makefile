@@ -1,5 +1,5 @@
 # The two commands a newcomer needs; everything else is `warren --help`.
-.PHONY: demo test e2e build
+.PHONY: demo test e2e faults build
 
 demo: ## run the main job end to end on the local lab
 	./scripts/demo.sh
@@ -9,6 +9,9 @@ test: ## install what is missing, bring the lab up, run every test
 
 e2e: ## only the Kubernetes end to end: lab k8s, warren up, migrate into pods, verify, destroy
 	./scripts/e2e.sh
+
+faults: ## every fault case against the lab (make test runs the fast ones): kills, alarms, a stalled API, ghosts, ...
+	./scripts/faults.sh
 
 build:
 	go build -o bin/warren ./cmd/warren

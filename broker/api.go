@@ -72,6 +72,9 @@ func (e Endpoint) newAPI(bases []string) (*API, error) {
 	return &API{ep: e, http: &http.Client{Transport: transport}, policy: DefaultPolicy(e.timeout()), bases: bases, cur: new(atomic.Int32)}, nil
 }
 
+// Base is the API URL calls go to now (without credentials).
+func (a *API) Base() string { return a.base() }
+
 // base is the API URL calls go to now.
 func (a *API) base() string { return a.bases[int(a.cur.Load())%len(a.bases)] }
 

@@ -45,6 +45,19 @@ func (n NodeInfo) Alarms() []string {
 	return out
 }
 
+// RestartManagement is the rabbitmqctl eval expression that restarts a
+// node's management plugin and agent, and with them its statistics: the way
+// out when a node's stats agent crashed for good, which RabbitMQ 3.10 does
+// when the node boots while a peer reconnects (rabbit_net:dist_info finds
+// two distribution ports, rabbitmq-server#5496): the HTTP API then lists
+// the node without disk or memory figures. Restarting only the agent's
+// supervisor brings the figures back but leaves the node's HTTP API unable
+// to list other nodes' connections.
+//
+//	rabbitmqctl -n <node> eval '<RestartManagement>'
+const RestartManagement = "application:stop(rabbitmq_management), application:stop(rabbitmq_management_agent), " +
+	"application:start(rabbitmq_management_agent), application:start(rabbitmq_management)."
+
 // ListNodes returns the cluster's nodes as the answering node sees them.
 //
 // GET /api/nodes

@@ -44,6 +44,17 @@ func (a *API) DeletePolicy(ctx context.Context, vhost, name string) error {
 	return nil
 }
 
+// ListOperatorPolicies returns the operator policies of a vhost.
+//
+// GET /api/operator-policies/{vhost}
+func (a *API) ListOperatorPolicies(ctx context.Context, vhost string) ([]Policy, error) {
+	var out []Policy
+	if err := a.Get(ctx, path("operator-policies", vhost), &out); err != nil {
+		return nil, fmt.Errorf("list %s operator policies of vhost %s: %w", a.ep.Name, vhost, err)
+	}
+	return out, nil
+}
+
 // PutOperatorPolicy creates or replaces an operator policy.
 //
 // PUT /api/operator-policies/{vhost}/{name}

@@ -53,7 +53,7 @@ type CallPolicy struct {
 func DefaultPolicy(quick time.Duration) CallPolicy {
 	return CallPolicy{
 		Quick: quick, List: 4 * quick, Bulk: 10 * quick,
-		Retry:        time.Minute, RefusedRetry: 5 * time.Second,
+		Retry: time.Minute, RefusedRetry: 5 * time.Second,
 		FirstBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Second,
 	}
 }

@@ -76,6 +76,10 @@ const ShovelComponent = "shovel"
 
 // PutShovel declares a dynamic shovel, value being its definition.
 //
+// The node starts the shovel before it answers, and under load (many
+// shovels declared at once on a busy node) that takes many seconds, so the
+// PUT has the longer List timeout.
+//
 // Replacing a running shovel restarts it, and a restart requeues what it
 // had in flight after the destination may already hold it: a blind retry
 // of a timed-out PUT can cost duplicates. So a PUT that got no answer is
@@ -91,7 +95,7 @@ func (a *API) PutShovel(ctx context.Context, vhost, name string, value map[strin
 		return fmt.Errorf("encode shovel %s: %w", name, err)
 	}
 	put := request{method: http.MethodPut, path: path("parameters", ShovelComponent, vhost, name),
-		in: map[string]any{"component": ShovelComponent, "vhost": vhost, "name": name, "value": value}, kind: kindQuick}
+		in: map[string]any{"component": ShovelComponent, "vhost": vhost, "name": name, "value": value}, kind: kindList}
 	once := a.WithPolicy(a.policy.NoRetry())
 	op := func() (struct{}, error) {
 		err := once.do(ctx, put)

@@ -7,6 +7,18 @@ import (
 	"strings"
 )
 
+// GetUser returns one user; an error satisfying IsNotFound when the broker
+// has none of that name.
+//
+// GET /api/users/{name}
+func (a *API) GetUser(ctx context.Context, name string) (*User, error) {
+	var u User
+	if err := a.Get(ctx, path("users", name), &u); err != nil {
+		return nil, fmt.Errorf("read %s user %s: %w", a.ep.Name, name, err)
+	}
+	return &u, nil
+}
+
 // PutUser creates a user with a password and tags, or updates it.
 //
 // PUT /api/users/{name}

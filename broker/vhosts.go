@@ -42,6 +42,26 @@ func (a *API) ListVhostMetadata(ctx context.Context) ([]json.RawMessage, error) 
 	return list, nil
 }
 
+// VhostInfo is a vhost as GET /api/vhosts/{name} reports it.
+type VhostInfo struct {
+	Name             string `json:"name"`
+	Description      string `json:"description"`
+	Tags             Tags   `json:"tags"`
+	DefaultQueueType string `json:"default_queue_type"`
+}
+
+// GetVhost returns one vhost; an error satisfying IsNotFound when the
+// broker has none of that name.
+//
+// GET /api/vhosts/{name}
+func (a *API) GetVhost(ctx context.Context, name string) (*VhostInfo, error) {
+	var v VhostInfo
+	if err := a.Get(ctx, path("vhosts", name), &v); err != nil {
+		return nil, fmt.Errorf("read %s vhost %s: %w", a.ep.Name, name, err)
+	}
+	return &v, nil
+}
+
 // VhostExists reports whether the broker has the vhost.
 //
 // GET /api/vhosts/{name}

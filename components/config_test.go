@@ -68,6 +68,19 @@ func TestBadSettingsFailClearly(t *testing.T) {
 		{"queue type", map[string]string{"defaultQueueType": "mirrored"}, []string{"warren:defaultQueueType"}},
 		{"plugin", map[string]string{"additionalPlugins": `["mqtt"]`}, []string{"warren:additionalPlugins", "rabbitmq_mqtt"}},
 		{"command not a list", map[string]string{"command": `["unterminated`}, []string{"warren:command", "list of strings"}},
+		{"amqp namespace", map[string]string{"networkPolicyAmqpNamespaces": `["Orders"]`}, []string{"warren:networkPolicyAmqpNamespaces", `"Orders"`, "namespace name"}},
+		{"management namespace", map[string]string{"networkPolicyManagementNamespaces": "ops team"}, []string{"warren:networkPolicyManagementNamespaces", "namespace name"}},
+		{"monitoring namespace", map[string]string{"monitoringNamespace": "kube_prom"}, []string{"warren:monitoringNamespace", "empty for none"}},
+		{"network policy bool", map[string]string{"networkPolicy": "on"}, []string{"warren:networkPolicy", "true or false"}},
+		{"service monitor labels", map[string]string{"serviceMonitorLabels": "release"}, []string{"warren:serviceMonitorLabels", "key=value"}},
+		{"service monitor label value", map[string]string{"serviceMonitorLabels": `{"release":"kube prometheus"}`}, []string{"warren:serviceMonitorLabels", "label value"}},
+		{"service monitor label key", map[string]string{"serviceMonitorLabels": `{"-bad":"x"}`}, []string{"warren:serviceMonitorLabels", "label name"}},
+		{"app user is admin", map[string]string{"appUsername": "admin"}, []string{"warren:appUsername", "adminUsername"}},
+		{"app user guest", map[string]string{"appUsername": "guest"}, []string{"warren:appUsername", "localhost"}},
+		{"app user spaces", map[string]string{"appUsername": "my app"}, []string{"warren:appUsername", "spaces"}},
+		{"app vhost empty", map[string]string{"appVhost": ""}, []string{"warren:appVhost"}},
+		{"app permission regexp", map[string]string{"appUsername": "app", "appWritePermission": "^(orders"}, []string{"warren:appWritePermission", `"^(orders"`, "missing closing )", "RE2"}},
+		{"app permission lookahead", map[string]string{"appReadPermission": "^(?!amq\\.).*"}, []string{"warren:appReadPermission", "lookarounds"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parse(tc.over)
@@ -158,4 +171,50 @@ func TestListSettingsAcceptCommaSeparated(t *testing.T) {
 	c, err := parse(map[string]string{"additionalPlugins": "rabbitmq_mqtt, rabbitmq_stomp"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"rabbitmq_mqtt", "rabbitmq_stomp"}, c.AdditionalPlugins)
+}
+
+func TestNetworkAndAppSettings(t *testing.T) {
+	c, err := parse(map[string]string{
+		"networkPolicy":                     "true",
+		"networkPolicyAmqpNamespaces":       "orders, billing",
+		"networkPolicyManagementNamespaces": `["ops"]`,
+		"serviceMonitorLabels":              "release=kube-prometheus-stack,team=mq",
+		"appUsername":                       "orders-app",
+		"appVhost":                          "orders",
+		"appReadPermission":                 "",
+	})
+	require.NoError(t, err)
+	assert.True(t, c.NetworkPolicy)
+	assert.Equal(t, []string{"orders", "billing"}, c.AMQPNamespaces)
+	assert.Equal(t, []string{"ops"}, c.ManagementNamespaces)
+	assert.Equal(t, "monitoring", c.MonitoringNamespace, "default")
+	assert.False(t, c.ServiceMonitor)
+	assert.Equal(t, map[string]string{"release": "kube-prometheus-stack", "team": "mq"}, c.ServiceMonitorLabels)
+	assert.Equal(t, Permissions{Configure: ".*", Write: ".*", Read: ""}, c.AppPermissions, "an empty pattern denies: kept as is")
+
+	c, err = parse(nil)
+	require.NoError(t, err)
+	assert.False(t, c.NetworkPolicy)
+	assert.Empty(t, c.AppUsername)
+	assert.Equal(t, "/", c.AppVhost)
+}
+
+func TestCheckSecretsWantsAppPassword(t *testing.T) {
+	values := map[string]string{"warren:appUsername": "app", "warren:erlangCookie": "cookie-0123456789abcdefghij", "warren:adminPassword": "pw"}
+	secret := map[string]bool{"warren:erlangCookie": true, "warren:adminPassword": true}
+	c, err := ParseConfig(MapLookup(values, secret))
+	require.NoError(t, err)
+	err = c.CheckSecrets("dev")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "warren:appPassword")
+	assert.Contains(t, err.Error(), "warren init --stack dev")
+
+	values["warren:appPassword"] = "app-pw"
+	_, err = ParseConfig(MapLookup(values, secret))
+	require.Error(t, err, "an app password in plain text is refused")
+	assert.NotContains(t, err.Error(), "app-pw")
+	secret["warren:appPassword"] = true
+	c, err = ParseConfig(MapLookup(values, secret))
+	require.NoError(t, err)
+	assert.NoError(t, c.CheckSecrets("dev"))
 }

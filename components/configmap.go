@@ -81,6 +81,16 @@ func rabbitmqConf(cfg *Config) string {
 	if cfg.DefaultQueueType != "" {
 		kv("default_queue_type", cfg.DefaultQueueType)
 	}
+	// New quorum queues (and streams) get their leader on the node hosting
+	// the fewest leaders, not on the node the declaring client happens to be
+	// connected to: apps behind the client Service would otherwise pile
+	// leaders up on whichever node. Known to rabbit.schema since 3.10.0.
+	kv("queue_leader_locator", "balanced")
+	if hasDefinitions(cfg) {
+		// Users, vhosts and permissions, imported by every node at every boot
+		// (see definitionsJSON).
+		kv("load_definitions", definitionsDir+"/"+definitionsKey)
+	}
 
 	// Memory: RabbitMQ cannot see the container's limit, so it is told.
 	kv("total_memory_available_override_value", cfg.TotalMemoryAvailable())

@@ -39,6 +39,7 @@ func TestConfigMapDefaults(t *testing.T) {
 	assert.Equal(t, "hostname", conf["cluster_formation.k8s.address_type"])
 	assert.Equal(t, "quorum", conf["default_queue_type"])
 	assert.Equal(t, "pause_minority", conf["cluster_partition_handling"])
+	assert.Equal(t, "balanced", conf["queue_leader_locator"], "new quorum queues spread their leaders over the nodes")
 	// 2Gi less a fifth of headroom.
 	assert.Equal(t, "1717986919", conf["total_memory_available_override_value"])
 	assert.Equal(t, "0.4", conf["vm_memory_high_watermark.relative"])

@@ -47,6 +47,21 @@ func (m *mocks) find(t *testing.T, typ, name string) resource.PropertyMap {
 	return nil
 }
 
+// args returns the whole registration of the one resource of type typ
+// named name (its options, dependencies, provider).
+func (m *mocks) args(t *testing.T, typ, name string) pulumi.MockResourceArgs {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.resources {
+		if r.TypeToken == typ && r.Name == name {
+			return r
+		}
+	}
+	require.Failf(t, "resource not registered", "%s %q among %v", typ, name, m.summary())
+	return pulumi.MockResourceArgs{}
+}
+
 // ofType returns the logical names of resources of type typ.
 func (m *mocks) ofType(typ string) []string {
 	m.mu.Lock()
@@ -299,4 +314,7 @@ const (
 	tRole        = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 	tRoleBinding = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 	tPDB         = "kubernetes:policy/v1:PodDisruptionBudget"
+	tNetPol      = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+	tSvcMonitor  = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+	tCRD         = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 )

@@ -52,6 +52,19 @@ func (n Names) RoleBinding() string { return n.Cluster + "-server" }
 // PodDisruptionBudget keeps voluntary evictions to one pod at a time.
 func (n Names) PodDisruptionBudget() string { return n.Cluster + "-server" }
 
+// NetworkPolicy restricts who reaches the pods.
+func (n Names) NetworkPolicy() string { return n.Cluster + "-server" }
+
+// ServiceMonitor tells a Prometheus Operator to scrape the pods.
+func (n Names) ServiceMonitor() string { return n.Cluster }
+
+// AppSecret is the service-binding Secret applications connect with.
+func (n Names) AppSecret() string { return n.Cluster + "-app" }
+
+// DefinitionsSecret holds the definitions file every node imports at boot
+// (users, vhosts, permissions) when there is an application user.
+func (n Names) DefinitionsSecret() string { return n.Cluster + "-definitions" }
+
 // Pod is the name of the i-th pod (0-based).
 func (n Names) Pod(i int) string { return n.StatefulSet() + "-" + strconv.Itoa(i) }
 

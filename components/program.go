@@ -41,6 +41,15 @@ func run(ctx *pulumi.Context, opts Options) error {
 		}
 		ropts = append(ropts, pulumi.Provider(p))
 	}
+	if cfg.ServiceMonitor && opts.RenderDir == "" {
+		// Rendering has no cluster to ask; a preview or an update fails here,
+		// naming the CRD, before any object is created.
+		crd, err := CheckServiceMonitorCRD(ctx)
+		if err != nil {
+			return err
+		}
+		ropts = append(ropts, pulumi.DependsOn([]pulumi.Resource{crd}))
+	}
 	c, err := NewRabbitCluster(ctx, cfg.Name, cfg, ropts...)
 	if err != nil {
 		return err
@@ -53,6 +62,7 @@ func run(ctx *pulumi.Context, opts Options) error {
 	ctx.Export("adminSecretName", c.AdminSecretName)
 	ctx.Export("erlangCookieSecretName", c.ErlangCookieSecretName)
 	ctx.Export("tlsSecretName", c.TLSSecretName)
+	ctx.Export("appSecretName", c.AppSecretName)
 	ctx.Export("namespace", pulumi.String(cfg.Namespace))
 	return nil
 }

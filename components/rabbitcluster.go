@@ -24,8 +24,9 @@ const (
 )
 
 // RabbitCluster is a highly available RabbitMQ cluster on Kubernetes: a
-// StatefulSet with its Services, configuration, secrets, TLS, RBAC and
-// disruption budget, built one child per file like rabbitmq/cluster-operator's
+// StatefulSet with its Services, configuration, secrets, TLS, RBAC,
+// disruption budget, NetworkPolicy, ServiceMonitor and the applications'
+// binding Secret, built one child per file like rabbitmq/cluster-operator's
 // internal/resource.
 type RabbitCluster struct {
 	pulumi.ResourceState
@@ -46,6 +47,9 @@ type RabbitCluster struct {
 	ErlangCookieSecretName pulumi.StringOutput `pulumi:"erlangCookieSecretName"`
 	// TLSSecretName is the kubernetes.io/tls Secret in use, empty without TLS.
 	TLSSecretName pulumi.StringOutput `pulumi:"tlsSecretName"`
+	// AppSecretName is the service-binding Secret applications connect
+	// with (the application user's credentials, or the admin's).
+	AppSecretName pulumi.StringOutput `pulumi:"appSecretName"`
 }
 
 // builder carries what every child builder needs.
@@ -76,7 +80,9 @@ func (b *builder) meta(name string) *metav1.ObjectMetaArgs {
 }
 
 // NewRabbitCluster registers the component and all its children. cfg must
-// come from LoadConfig (or ParseConfig plus CheckSecrets).
+// come from LoadConfig (or ParseConfig plus CheckSecrets). Resources given
+// in pulumi.DependsOn hold back every child, not only the component: checks
+// of the cluster (CheckServiceMonitorCRD) thus fail before anything exists.
 func NewRabbitCluster(ctx *pulumi.Context, name string, cfg *Config, opts ...pulumi.ResourceOption) (*RabbitCluster, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("RabbitCluster %s: no config", name)
@@ -86,6 +92,11 @@ func NewRabbitCluster(ctx *pulumi.Context, name string, cfg *Config, opts ...pul
 		return nil, fmt.Errorf("register RabbitCluster %s: %w", name, err)
 	}
 	b := &builder{ctx: ctx, cfg: cfg, names: cfg.Names(), prefix: name, opts: []pulumi.ResourceOption{pulumi.Parent(c)}}
+	if ro, err := pulumi.NewResourceOptions(opts...); err != nil {
+		return nil, fmt.Errorf("RabbitCluster %s options: %w", name, err)
+	} else if len(ro.DependsOn) > 0 {
+		b.opts = append(b.opts, pulumi.DependsOn(ro.DependsOn))
+	}
 
 	// The namespace, when created, comes first; everything else waits for it.
 	if cfg.CreateNamespace {
@@ -105,6 +116,11 @@ func NewRabbitCluster(ctx *pulumi.Context, name string, cfg *Config, opts ...pul
 		return nil, err
 	}
 	deps := []pulumi.Resource{conf, cookie, admin}
+	if defs, err := b.definitionsSecret(); err != nil {
+		return nil, err
+	} else if defs != nil {
+		deps = append(deps, defs)
+	}
 	if tls, err := b.tlsSecret(); err != nil {
 		return nil, err
 	} else if tls != nil {
@@ -131,6 +147,16 @@ func NewRabbitCluster(ctx *pulumi.Context, name string, cfg *Config, opts ...pul
 	if _, err := b.podDisruptionBudget(); err != nil {
 		return nil, err
 	}
+	if _, err := b.networkPolicy(); err != nil {
+		return nil, err
+	}
+	if _, err := b.serviceMonitor(); err != nil {
+		return nil, err
+	}
+	app, err := b.appSecret()
+	if err != nil {
+		return nil, err
+	}
 
 	n := b.names
 	c.StatefulSetName = sts.Metadata.Name().Elem()
@@ -141,6 +167,7 @@ func NewRabbitCluster(ctx *pulumi.Context, name string, cfg *Config, opts ...pul
 	c.AdminSecretName = admin.Metadata.Name().Elem()
 	c.ErlangCookieSecretName = cookie.Metadata.Name().Elem()
 	c.TLSSecretName = pulumi.String(tlsSecretName(cfg, n)).ToStringOutput()
+	c.AppSecretName = app.Metadata.Name().Elem()
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
 		"statefulSetName":        c.StatefulSetName,
 		"clientServiceName":      c.ClientServiceName,
@@ -150,6 +177,7 @@ func NewRabbitCluster(ctx *pulumi.Context, name string, cfg *Config, opts ...pul
 		"adminSecretName":        c.AdminSecretName,
 		"erlangCookieSecretName": c.ErlangCookieSecretName,
 		"tlsSecretName":          c.TLSSecretName,
+		"appSecretName":          c.AppSecretName,
 	}); err != nil {
 		return nil, fmt.Errorf("register RabbitCluster %s outputs: %w", name, err)
 	}

@@ -41,6 +41,7 @@ func outputsOf(t *testing.T, over map[string]string) (map[string]string, *mocks)
 		record("admin", rc.AdminSecretName)
 		record("cookie", rc.ErlangCookieSecretName)
 		record("tls", rc.TLSSecretName)
+		record("app", rc.AppSecretName)
 		return nil
 	}, nil, nil, false)
 	require.NoError(t, err)
@@ -60,6 +61,7 @@ func TestOutputs(t *testing.T) {
 		"admin":       "rabbitmq-default-user",
 		"cookie":      "rabbitmq-erlang-cookie",
 		"tls":         "",
+		"app":         "rabbitmq-app",
 	}, out)
 
 	out, _ = outputsOf(t, map[string]string{"tlsEnabled": "true", "disablePlainListeners": "true"})
@@ -91,9 +93,28 @@ func TestComponentOwnsEveryChild(t *testing.T) {
 		require.NotNil(t, r.RegisterRPC)
 		assert.Contains(t, r.RegisterRPC.GetParent(), "warren:rabbitmq:RabbitCluster::rabbitmq", r.Name)
 	}
-	// namespace, ConfigMap, 3 Secrets, ServiceAccount, Role, RoleBinding,
-	// 2 Services, StatefulSet, PDB.
-	assert.Equal(t, 12, children, m.summary())
+	// namespace, ConfigMap, 4 Secrets (cookie, admin, TLS, app),
+	// ServiceAccount, Role, RoleBinding, 2 Services, StatefulSet, PDB.
+	assert.Equal(t, 13, children, m.summary())
+}
+
+// With every optional child on, each still hangs under the component.
+func TestComponentOwnsOptionalChildren(t *testing.T) {
+	m := deployApp(t, map[string]string{"networkPolicy": "true", "serviceMonitor": "true"})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	for _, r := range m.resources {
+		switch r.TypeToken {
+		case tNetPol, tSvcMonitor, tSecret:
+			seen[r.Name] = true
+			require.NotNil(t, r.RegisterRPC)
+			assert.Contains(t, r.RegisterRPC.GetParent(), "warren:rabbitmq:RabbitCluster::rabbitmq", r.Name)
+		}
+	}
+	for _, name := range []string{"rabbitmq-network-policy", "rabbitmq-service-monitor", "rabbitmq-definitions", "rabbitmq-app"} {
+		assert.True(t, seen[name], name)
+	}
 }
 
 // The stack files in the repository are valid and differ where they should.
@@ -132,6 +153,20 @@ func TestDevAndProdStacks(t *testing.T) {
 	devConf := confLines(t, strMap(t, dev.find(t, tConfigMap, "rabbitmq-server-conf"), "data")[confKey])
 	assert.NotContains(t, devConf, "listeners.ssl.default")
 	assert.Contains(t, dev.ofType(tNamespace), "rabbitmq-namespace")
+
+	assert.Empty(t, dev.ofType(tNetPol), "dev: NetworkPolicy available, off")
+	np := prod.find(t, tNetPol, "rabbitmq-network-policy")
+	assert.Equal(t, "rabbitmq", str(t, np, "metadata.namespace"))
+	assert.Equal(t, []rule{
+		interNode,
+		{ports: []string{"5671"}, from: []string{"any-namespace"}},
+		{ports: []string{"15671"}, from: []string{"pods"}},
+		{ports: []string{"15691"}, from: []string{"pods", "ns:monitoring"}},
+	}, policyRules(t, np), "prod: NetworkPolicy on, TLS ports only")
+	assert.Empty(t, prod.ofType(tSvcMonitor), "prod: no ServiceMonitor unless the CRD is known to be there")
+	for _, m := range []*mocks{dev, prod} {
+		assert.Contains(t, m.ofType(tSecret), "rabbitmq-app")
+	}
 }
 
 // Rendering goes through an explicit provider that writes YAML; every
@@ -151,10 +186,24 @@ func TestRenderProgramUsesRenderProvider(t *testing.T) {
 			assert.Contains(t, r.Provider, "pulumi:providers:kubernetes::render", r.Name)
 		}
 	}
-	assert.Equal(t, 10, k8sObjects)
+	assert.Equal(t, 11, k8sObjects)
 
 	// Program itself uses the ambient (default) provider.
 	m, err = runProgram(t, Program, cfg, keys, false)
 	require.NoError(t, err)
 	assert.Empty(t, m.ofType("pulumi:providers:kubernetes"))
+}
+
+// The local lab's stack exercises the NetworkPolicy and the boot-time
+// definitions on RabbitMQ 3.10 (see e2e/).
+func TestLocalStack(t *testing.T) {
+	cfg, keys := withSecrets(stackConfig(t, "local"))
+	cfg["warren:"+KeyAppPassword] = testAppPassword
+	m, err := runProgram(t, Program, cfg, append(keys, "warren:"+KeyAppPassword), true)
+	require.NoError(t, err)
+	assert.Contains(t, m.ofType(tNetPol), "rabbitmq-network-policy")
+	assert.Contains(t, m.ofType(tSecret), "rabbitmq-definitions")
+	conf := confLines(t, strMap(t, m.find(t, tConfigMap, "rabbitmq-server-conf"), "data")[confKey])
+	assert.NotContains(t, conf, "default_queue_type", "3.10 would refuse it")
+	assert.Equal(t, "balanced", conf["queue_leader_locator"], "3.10 knows it")
 }

@@ -1,8 +1,10 @@
 package components
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -18,6 +20,7 @@ const (
 	volConf        = "server-conf"
 	volPlugins     = "plugins-conf"
 	volTLS         = "rabbitmq-tls"
+	volDefinitions = "definitions"
 	containerName  = "rabbitmq"
 	configHashAnno = "warren.dev/config-hash"
 )
@@ -35,6 +38,31 @@ func preStopCommand(grace int64) []string {
 	ts := strconv.FormatInt(t, 10)
 	return []string{"/bin/sh", "-c",
 		"rabbitmq-upgrade await_online_quorum_plus_one -t " + ts + " || true; rabbitmq-upgrade drain -t " + ts}
+}
+
+// startupCommand is the startup probe: the node has booted. With a
+// definitions file it also makes sure the vhosts the file declares run on
+// this node. On a fresh cluster whose pods start together, the first node
+// creates them from the file at the end of its boot, and RabbitMQ starts a
+// new vhost only on the nodes that have finished booting
+// (rabbit_vhost_sup_sup:start_on_all_nodes skips booting peers, 3.10 and
+// 3.13 alike); a node that read the vhost table before the vhost existed
+// and was still booting never starts it, and its own import finds it
+// existing and only updates it: "vhost '/' is down" on that node until it
+// restarts (seen once in the lab, under load). restart_vhost starts a
+// vhost that is down on the node and leaves a running one alone
+// ("already running"), so the probe repairs that node and passes.
+func startupCommand(cfg *Config) []string {
+	check := []string{"rabbitmq-diagnostics", "-q", "check_running"}
+	if !hasDefinitions(cfg) {
+		return check
+	}
+	vhosts := []string{defaultVhost}
+	if cfg.AppVhost != defaultVhost {
+		vhosts = append(vhosts, cfg.AppVhost)
+	}
+	script := strings.Join(check, " ") + ` && for v in "$@"; do rabbitmqctl -q restart_vhost -p "$v" >/dev/null || exit 1; done`
+	return append([]string{"/bin/sh", "-c", script, "startup"}, vhosts...)
 }
 
 // cookieSetupCommand copies the cookie into $HOME with the owner-only mode
@@ -168,6 +196,9 @@ func volumeMounts(cfg *Config) corev1.VolumeMountArray {
 	if cfg.TLSEnabled {
 		m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volTLS), MountPath: pulumi.String(tlsDir), ReadOnly: pulumi.Bool(true)})
 	}
+	if hasDefinitions(cfg) {
+		m = append(m, corev1.VolumeMountArgs{Name: pulumi.String(volDefinitions), MountPath: pulumi.String(definitionsDir), ReadOnly: pulumi.Bool(true)})
+	}
 	return m
 }
 
@@ -202,6 +233,13 @@ func volumes(cfg *Config, n Names) corev1.VolumeArray {
 			DefaultMode: pulumi.Int(0o440),
 		}})
 	}
+	if hasDefinitions(cfg) {
+		v = append(v, corev1.VolumeArgs{Name: pulumi.String(volDefinitions), Secret: &corev1.SecretVolumeSourceArgs{
+			SecretName:  pulumi.String(n.DefinitionsSecret()),
+			Items:       corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(definitionsKey), Path: pulumi.String(definitionsKey)}},
+			DefaultMode: pulumi.Int(0o440),
+		}})
+	}
 	return v
 }
 
@@ -225,12 +263,53 @@ func pvcTemplate(cfg *Config, n Names) corev1.PersistentVolumeClaimTypeArgs {
 	}
 }
 
+// podAnnotations are the pod template's annotations: the hashes of the
+// configuration and of the definitions file, whose changes must restart the
+// nodes (they read both only at boot), and Prometheus' scrape hints.
+func podAnnotations(cfg *Config) (map[string]string, error) {
+	a := prometheusAnnotations(cfg)
+	a[configHashAnno] = configHash(cfg)
+	if hasDefinitions(cfg) {
+		h, err := definitionsHash(cfg)
+		if err != nil {
+			return nil, err
+		}
+		a[definitionsHashAnno] = h
+	}
+	return a, nil
+}
+
+// waitForAnno tells Pulumi's Kubernetes provider what "ready" means for the
+// StatefulSet, in place of its own StatefulSet await logic: that logic
+// takes the status of the previous generation for the rollout's end and
+// returns from an update at once, while the pods are still being replaced
+// (pulumi/pulumi-kubernetes#3329, the workaround its maintainers give).
+// `warren up` must return only once the rollout is over: it then
+// rebalances the quorum queues' leaders.
+const waitForAnno = "pulumi.com/waitFor"
+
+// rolloutComplete is the waitFor value: every replica runs the StatefulSet's
+// current template and is ready. The provider checks these only once
+// status.observedGeneration has caught up with the update, so a status left
+// from before the update does not count.
+func rolloutComplete(replicas int) string {
+	b, _ := json.Marshal([]string{
+		fmt.Sprintf("jsonpath={.status.updatedReplicas}=%d", replicas),
+		fmt.Sprintf("jsonpath={.status.readyReplicas}=%d", replicas),
+	})
+	return string(b)
+}
+
 // statefulSet runs the nodes. Parallel pod management starts all pods at
 // once (peer discovery, not start order, forms the cluster, and a restarted
 // cluster needs its peers up to finish booting); rolling updates replace one
 // pod at a time, the preStop hook keeping quorum queues available.
 func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet, error) {
 	cfg, n := b.cfg, b.names
+	annotations, err := podAnnotations(cfg)
+	if err != nil {
+		return nil, err
+	}
 	container := corev1.ContainerArgs{
 		Name:            pulumi.String(containerName),
 		Image:           pulumi.String(cfg.Image),
@@ -255,7 +334,7 @@ func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet,
 		// so a slow cluster start is not cut short. Liveness and readiness
 		// wait for it.
 		StartupProbe: &corev1.ProbeArgs{
-			Exec:             &corev1.ExecActionArgs{Command: pulumi.ToStringArray([]string{"rabbitmq-diagnostics", "-q", "check_running"})},
+			Exec:             &corev1.ExecActionArgs{Command: pulumi.ToStringArray(startupCommand(cfg))},
 			PeriodSeconds:    pulumi.Int(10),
 			TimeoutSeconds:   pulumi.Int(10),
 			FailureThreshold: pulumi.Int(36),
@@ -294,8 +373,10 @@ func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet,
 			corev1.VolumeMountArgs{Name: pulumi.String(volCookie), MountPath: pulumi.String(cookieMountDir), ReadOnly: pulumi.Bool(true)},
 		},
 	}
+	meta := b.meta(n.StatefulSet())
+	meta.Annotations = pulumi.StringMap{waitForAnno: pulumi.String(rolloutComplete(cfg.Replicas))}
 	sts, err := appsv1.NewStatefulSet(b.ctx, b.resourceName("server"), &appsv1.StatefulSetArgs{
-		Metadata: b.meta(n.StatefulSet()),
+		Metadata: meta,
 		Spec: &appsv1.StatefulSetSpecArgs{
 			Replicas:            pulumi.Int(cfg.Replicas),
 			ServiceName:         pulumi.String(n.HeadlessService()),
@@ -308,7 +389,7 @@ func (b *builder) statefulSet(dependsOn []pulumi.Resource) (*appsv1.StatefulSet,
 			Template: &corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{
 					Labels:      pulumi.ToStringMap(n.Labels()),
-					Annotations: pulumi.StringMap{configHashAnno: pulumi.String(configHash(cfg))},
+					Annotations: pulumi.ToStringMap(annotations),
 				},
 				Spec: &corev1.PodSpecArgs{
 					ServiceAccountName:            pulumi.String(n.ServiceAccount()),

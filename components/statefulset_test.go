@@ -26,6 +26,8 @@ func TestStatefulSetDefaults(t *testing.T) {
 		assert.Equal(t, v, tmplLabels[k], "the template must carry the selector's labels")
 	}
 	assert.Len(t, strMap(t, sts, "spec.template.metadata.annotations")[configHashAnno], 64)
+	assert.JSONEq(t, `["jsonpath={.status.updatedReplicas}=3","jsonpath={.status.readyReplicas}=3"]`,
+		strMap(t, sts, "metadata.annotations")[waitForAnno], "Pulumi waits for the whole rollout, every replica updated and ready")
 
 	pod := "spec.template.spec."
 	assert.Equal(t, "rabbitmq-server", str(t, sts, pod+"serviceAccountName"))

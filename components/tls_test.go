@@ -27,7 +27,7 @@ func TestTLSExistingSecretIsUsedNotCreated(t *testing.T) {
 
 func TestNoTLSNoSecretNoMount(t *testing.T) {
 	m := deploy(t, nil)
-	assert.ElementsMatch(t, []string{"rabbitmq-erlang-cookie", "rabbitmq-default-user"}, m.ofType(tSecret))
+	assert.ElementsMatch(t, []string{"rabbitmq-erlang-cookie", "rabbitmq-default-user", "rabbitmq-app"}, m.ofType(tSecret))
 	sts := m.find(t, tStatefulSet, "rabbitmq-server")
 	for _, v := range items(t, sts, "spec.template.spec.volumes") {
 		assert.NotEqual(t, volTLS, v["name"].StringValue())

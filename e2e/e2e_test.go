@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,12 +22,14 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/components"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/traffic"
 	"github.com/warrenmq/warren/lab/fixture"
 	"github.com/warrenmq/warren/lab/k8s"
 	"github.com/warrenmq/warren/migrate"
@@ -104,6 +108,17 @@ type steps struct {
 	start time.Time
 	names []string
 	times []time.Duration
+	notes []string
+}
+
+// figure records what the example services measured through a scenario.
+func (s *steps) figure(scenario string, f traffic.Figures) {
+	line := fmt.Sprintf("%s at %d msg/s: published %d, consumed %d, lost %d, duplicates %d, longest publish stall %s, longest consume gap %s",
+		scenario, trafficRate, f.Published, f.Consumed, f.Lost, f.Duplicates,
+		f.LongestPublishStall.Round(time.Millisecond), f.LongestConsumeGap.Round(time.Millisecond))
+	s.notes = append(s.notes, line)
+	s.t.Log(line)
+	s.t.Logf("%s: %s", scenario, f)
 }
 
 func (s *steps) run(name string, f func()) {
@@ -122,6 +137,9 @@ func (s *steps) report() {
 		fmt.Fprintf(&b, "  %-34s %6.1fs\n", n, s.times[i].Seconds())
 	}
 	fmt.Fprintf(&b, "  %-34s %6.1fs", "total", time.Since(s.start).Seconds())
+	for _, f := range s.notes {
+		fmt.Fprintf(&b, "\n  %s", f)
+	}
 	s.t.Logf("e2e timings:\n%s", b.String())
 }
 
@@ -129,7 +147,10 @@ func (s *steps) report() {
 // Kubernetes lab: `warren up` deploys RabbitMQ pods, a source broker (the
 // team's Docker container) gets a realistic topology and backlog,
 // `warren migrate` moves it into the pods, `warren verify` passes, a deleted
-// pod heals without losing a message, and `warren destroy` removes it all.
+// pod heals without losing a message (nor one of the example services'
+// messages, flowing through it), a rolling restart by `warren up` loses
+// none either and ends with the quorum leaders spread, and `warren
+// destroy` removes it all.
 func TestMigrateIntoKubernetes(t *testing.T) {
 	if os.Getenv("WARREN_E2E") != "1" {
 		t.Skip(howToRun)
@@ -283,6 +304,28 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		oneCluster(t, ctx, names, pods, user, pass)
 	})
 
+	// Pulumi.local.yaml turns the NetworkPolicy on. The lab's bridge CNI
+	// does not enforce NetworkPolicy: what can be checked here is that the
+	// API server took the policy as built and the cluster formed under it.
+	s.run("network policy in place", func() {
+		require.True(t, cfg.NetworkPolicy, "Pulumi.%s.yaml turns warren:networkPolicy on", stackName)
+		checkNetworkPolicy(t, ctx, l, names)
+	})
+	// Enforcement needs a network plugin or controller that implements
+	// NetworkPolicy; the lab's bridge CNI does not. When kube-router's
+	// NetworkPolicy controller runs on the node (see
+	// checkNetworkPolicyEnforced), a pod of another namespace must reach
+	// AMQP but not Erlang distribution.
+	s.run("network policy enforced", func() {
+		checkNetworkPolicyEnforced(t, ctx, l, names, pods[0])
+	})
+	// Pulumi.local.yaml has an application user: the nodes created it (and
+	// the admin) from the definitions file at boot, on RabbitMQ 3.10.8.
+	s.run("app Secret connects", func() {
+		require.NotEmpty(t, cfg.AppUsername, "Pulumi.%s.yaml sets warren:appUsername", stackName)
+		checkAppSecret(t, ctx, l, cfg, outputs["appSecretName"], svcIP, pods[0], user, pass)
+	})
+
 	var topo *fixture.Topology
 	var backlog *fixture.Backlog
 	src := l.SourceEndpoint()
@@ -362,6 +405,27 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	}
 	require.False(t, t.Failed(), "the migration's summary is wrong; stopping before verify")
 
+	// queue_leader_locator = balanced: the import declared every quorum
+	// queue through one node, yet their leaders should be spread.
+	s.run("quorum leaders placed by the balanced locator", func() {
+		api, err := podAPI(user, pass, pods[0])
+		require.NoError(t, err)
+		qs, err := listQueues(ctx, api, topo.Vhosts)
+		require.NoError(t, err)
+		leads := map[string]int{}
+		n := 0
+		for _, q := range qs {
+			if q.Type == "quorum" {
+				leads[q.Leader]++
+				n++
+			}
+		}
+		t.Logf("%d quorum queues, leaders per node after the import: %v", n, leads)
+		if n >= len(pods) {
+			assert.Greater(t, len(leads), 1, "with queue_leader_locator = balanced the leaders of %d quorum queues declared through one node are not all on it: %v", n, leads)
+		}
+	})
+
 	s.run("target depths (passive declares)", func() {
 		brokertest.Eventually(t, time.Minute, func() error { return depthsEqual(ctx, user, pass, pods, want) })
 	})
@@ -398,6 +462,30 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 			return nil
 		})
 	})
+	// Issue 13 (b): the example services run at 200 msg/s through the
+	// deletion, on a quorum queue led by the pod that goes (declared
+	// through that pod's API with the client-local locator, so the leader
+	// is there, as it is for a queue a service declared through it).
+	exampleBin := brokertest.ExampleBinaries(t)
+	amqpApp := appURL(t, ctx, l, ns, outputs["appSecretName"], svcIP)
+	var load *serviceLoad
+	s.run("(b) services at 200 msg/s, queue led by victim", func() {
+		var vp pod
+		for _, p := range pods {
+			if p.Name == victim {
+				vp = p
+			}
+		}
+		api, err := podAPI(user, pass, vp)
+		require.NoError(t, err)
+		require.NoError(t, api.PutQueue(ctx, "/", trafficQueue, broker.QueueSettings{Durable: true,
+			Arguments: map[string]any{"x-queue-type": "quorum", "x-queue-leader-locator": "client-local"}}))
+		load = startLoad(t, exampleBin, amqpApp, "(b) leader pod deleted")
+		load.flowing(5*trafficRate, time.Minute)
+		q, err := api.GetQueue(ctx, "/", trafficQueue)
+		require.NoError(t, err)
+		require.Equal(t, victim, podOf(q.Leader), "the services' queue is led by the pod about to be deleted")
+	})
 	s.run("pod deleted, cluster healed", func() {
 		_, err := l.Kubectl(ctx, nil, "-n", ns, "delete", "pod", victim, "--wait=true")
 		require.NoError(t, err)
@@ -420,6 +508,12 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		oneCluster(t, ctx, names, pods, user, pass)
 		brokertest.Eventually(t, 3*time.Minute, func() error { return quorumMembersOnline(ctx, user, pass, pods, topo.Vhosts) })
 	})
+	s.run("(b) services flow again, 0 lost", func() {
+		load.flowing(5*trafficRate, 2*time.Minute)
+		fig := load.finish()
+		s.figure("(b) pod leading the queue deleted", fig)
+		assert.GreaterOrEqual(t, fig.Published, 10*trafficRate, "the producer published through the deletion")
+	})
 	s.run("no message lost (passive declares)", func() {
 		brokertest.Eventually(t, 2*time.Minute, func() error { return depthsEqual(ctx, user, pass, pods, want) })
 	})
@@ -427,6 +521,33 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 		code, stdout, stderr := cli.with(podEnv(pods)).run(ctx, "verify", "--vhost", vhosts, "--check", "health", "--expect-nodes", "3", "-o", "json")
 		require.Equal(t, 0, code, "warren verify after the heal:\n%s\n%s", stdout, stderr)
 		checkVerify(t, stdout, verify.AreaHealth)
+	})
+
+	// Issue 13 (c) and issue 14: a changed setting (the memory watermark
+	// is in rabbitmq.conf, whose hash is a pod template annotation) rolls
+	// the StatefulSet one pod at a time while the services run; `warren up`
+	// returns once the rollout is over and then spreads the quorum
+	// leaders again, which the last pod to restart has none of.
+	var up stack.UpResult
+	s.run("(c) rolling restart by warren up", func() {
+		load = startLoad(t, exampleBin, amqpApp, "(c) rolling restart")
+		load.flowing(5*trafficRate, time.Minute)
+		setStackValue(t, filepath.Join(project, "Pulumi."+stackName+".yaml"), "warren:memoryHighWatermark", "0.45")
+		started := time.Now()
+		code, stdout, stderr := cli.run(ctx, append([]string{"up", "-o", "json"}, stackArgs...)...)
+		require.Equal(t, 0, code, "warren up with a changed setting: %s", stderr)
+		require.NoError(t, json.Unmarshal([]byte(stdout), &up), stdout)
+		assert.NotZero(t, up.Changes["update"], "the StatefulSet was updated: %v", up.Changes)
+		// up returned once the rollout was over: every pod is new and ready.
+		pods = readyPods(t, ctx, l, names)
+		restartedSince(t, ctx, l, names, started)
+		load.flowing(5*trafficRate, 2*time.Minute)
+		fig := load.finish()
+		s.figure("(c) rolling restart (warren up)", fig)
+		assert.GreaterOrEqual(t, fig.Published, 10*trafficRate, "the producer published through the rollout")
+	})
+	s.run("quorum leaders spread after warren up", func() {
+		s.notes = append(s.notes, checkRebalanced(t, ctx, up.Rebalance, user, pass, pods, names))
 	})
 
 	s.run("warren destroy", func() {
@@ -455,6 +576,174 @@ func TestMigrateIntoKubernetes(t *testing.T) {
 	} else {
 		t.Log("the source container was running before this test: left running")
 	}
+}
+
+// checkNetworkPolicy reads the stack's NetworkPolicy back from the API
+// server: it selects the StatefulSet's pods and lets epmd and Erlang
+// distribution in from those pods only.
+func checkNetworkPolicy(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names) {
+	t.Helper()
+	out, err := l.Kubectl(ctx, nil, "-n", names.Namespace, "get", "networkpolicy", names.NetworkPolicy(), "-o", "json")
+	require.NoError(t, err, "the NetworkPolicy exists")
+	type selector struct {
+		MatchLabels map[string]string `json:"matchLabels"`
+	}
+	var np struct {
+		Spec struct {
+			PodSelector selector `json:"podSelector"`
+			PolicyTypes []string `json:"policyTypes"`
+			Ingress     []struct {
+				From []struct {
+					PodSelector       *selector `json:"podSelector"`
+					NamespaceSelector *selector `json:"namespaceSelector"`
+				} `json:"from"`
+				Ports []struct {
+					Port    int `json:"port"`
+					EndPort int `json:"endPort"`
+				} `json:"ports"`
+			} `json:"ingress"`
+		} `json:"spec"`
+	}
+	require.NoError(t, json.Unmarshal(out, &np))
+	assert.Equal(t, names.SelectorLabels(), np.Spec.PodSelector.MatchLabels)
+	assert.Equal(t, []string{"Ingress"}, np.Spec.PolicyTypes)
+	require.NotEmpty(t, np.Spec.Ingress)
+	inter := np.Spec.Ingress[0]
+	var ports []int
+	for _, p := range inter.Ports {
+		ports = append(ports, p.Port)
+	}
+	assert.Subset(t, ports, []int{components.PortEPMD, components.PortDistribution})
+	require.Len(t, inter.From, 1, "epmd and distribution from one peer: the cluster's pods")
+	require.NotNil(t, inter.From[0].PodSelector)
+	assert.Nil(t, inter.From[0].NamespaceSelector)
+	assert.Equal(t, names.SelectorLabels(), inter.From[0].PodSelector.MatchLabels)
+}
+
+// enforcerChain is the iptables chain kube-router's NetworkPolicy
+// controller (github.com/cloudnativelabs/kube-router/v2, run with
+// --run-firewall only) keeps on the node: the sign that the lab enforces
+// NetworkPolicy. The lab does not run it by itself; its bridge CNI does
+// not enforce.
+const enforcerChain = "KUBE-ROUTER-FORWARD"
+
+// checkNetworkPolicyEnforced starts a pod in a namespace of its own and
+// tries TCP connections from it to a RabbitMQ pod: AMQP must connect
+// (every namespace may), Erlang distribution, epmd and the HTTP API must
+// not. Without an enforcing controller on the node it only logs that
+// nothing is enforced.
+func checkNetworkPolicyEnforced(t *testing.T, ctx context.Context, l *k8s.Lab, names components.Names, target pod) {
+	t.Helper()
+	if err := exec.CommandContext(ctx, "iptables", "-w", "-S", enforcerChain).Run(); err != nil {
+		t.Logf("no NetworkPolicy enforcement in this lab (its bridge CNI does not enforce, and no %s chain shows a kube-router NetworkPolicy controller): connections are not checked", enforcerChain)
+		return
+	}
+	probeNS := names.Namespace + "-probe"
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: probe, namespace: %[1]s}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 999, runAsNonRoot: true}
+  containers:
+  - name: probe
+    image: %[2]s
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+`, probeNS, k8s.RabbitMQImage)
+	_, err := l.Kubectl(ctx, []byte(manifest), "apply", "-f", "-")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_, _ = l.Kubectl(ctx, nil, "delete", "namespace", probeNS, "--wait=false")
+	})
+	_, err = l.Kubectl(ctx, nil, "-n", probeNS, "wait", "pod/probe", "--for=condition=Ready", "--timeout=2m")
+	require.NoError(t, err)
+	connects := func(port int) bool {
+		_, err := l.Kubectl(ctx, nil, "-n", probeNS, "exec", "probe", "--", "timeout", "5", "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", target.IP, port))
+		return err == nil
+	}
+	assert.True(t, connects(components.PortAMQP), "AMQP is open to every namespace")
+	assert.False(t, connects(components.PortDistribution), "Erlang distribution is closed to pods outside the cluster")
+	assert.False(t, connects(components.PortEPMD), "epmd is closed to pods outside the cluster")
+	assert.False(t, connects(components.PortManagement), "the HTTP API is closed to namespaces not listed")
+}
+
+// checkAppSecret reads the applications' binding Secret, connects with its
+// URI (through the client Service's ClusterIP: the Service's DNS name is
+// resolvable only inside the cluster) and checks the user is the
+// application user, which may not use the HTTP API, with the permissions
+// the stack gives it.
+func checkAppSecret(t *testing.T, ctx context.Context, l *k8s.Lab, cfg *components.Config, secret, svcIP string, p pod, adminUser, adminPass string) {
+	t.Helper()
+	require.NotEmpty(t, secret, "warren up outputs appSecretName")
+	out, err := l.Kubectl(ctx, nil, "-n", cfg.Namespace, "get", "secret", secret, "-o", "json")
+	require.NoError(t, err)
+	var s struct {
+		Type string            `json:"type"`
+		Data map[string]string `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(out, &s))
+	assert.Equal(t, "servicebinding.io/rabbitmq", s.Type)
+	data := map[string]string{}
+	for k, v := range s.Data {
+		b, err := base64.StdEncoding.DecodeString(v)
+		require.NoError(t, err)
+		data[k] = string(b)
+	}
+	n := cfg.Names()
+	assert.Equal(t, "rabbitmq", data["type"])
+	assert.Equal(t, n.ClientHost(), data["host"])
+	assert.Equal(t, "5672", data["port"])
+	assert.Equal(t, cfg.AppUsername, data["username"])
+	assert.Equal(t, cfg.AppVhost, data["vhost"])
+	require.NotEmpty(t, data["password"])
+
+	u, err := url.Parse(data["uri"])
+	require.NoError(t, err)
+	assert.Equal(t, n.ClientHost()+":5672", u.Host)
+	u.Host = svcIP + ":5672"
+	conn, err := amqp.Dial(u.String())
+	require.NoError(t, err, "AMQP login with the app Secret's URI (host replaced by the ClusterIP)")
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	require.NoError(t, err, "the application user may declare queues on its vhost")
+	require.NoError(t, ch.PublishWithContext(ctx, "", q.Name, false, false, amqp.Publishing{Body: []byte("hello")}))
+	brokertest.Eventually(t, 10*time.Second, func() error {
+		_, ok, err := ch.Get(q.Name, true)
+		if err == nil && !ok {
+			err = errors.New("the message published by the application user is not in its queue yet")
+		}
+		return err
+	})
+
+	// Not an administrator: the HTTP API refuses it.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:15672/api/overview", p.IP), nil)
+	require.NoError(t, err)
+	req.SetBasicAuth(data["username"], data["password"])
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the application user has no management tag")
+
+	// Its permissions are the stack's, read as the admin.
+	api, err := podAPI(adminUser, adminPass, p)
+	require.NoError(t, err)
+	var perm struct {
+		Configure string `json:"configure"`
+		Write     string `json:"write"`
+		Read      string `json:"read"`
+	}
+	require.NoError(t, api.Get(ctx, "permissions/"+broker.PathEscape(cfg.AppVhost)+"/"+broker.PathEscape(cfg.AppUsername), &perm))
+	assert.Equal(t, cfg.AppPermissions, components.Permissions{Configure: perm.Configure, Write: perm.Write, Read: perm.Read})
 }
 
 // nsPrefix starts the namespace of every run.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -68,13 +67,10 @@ func TestAPIAnswersOnEveryNode(t *testing.T) {
 	for _, n := range e.Lab.Nodes {
 		api, err := e.Lab.Endpoint(n).NewAPI()
 		require.NoError(t, err)
-		var ov struct {
-			Node    string `json:"node"`
-			Version string `json:"rabbitmq_version"`
-		}
-		require.NoError(t, api.Get(context.Background(), "overview", &ov), n.ID)
+		ov, err := api.Overview(context.Background())
+		require.NoError(t, err, n.ID)
 		assert.Equal(t, n.Erlang, ov.Node)
-		assert.True(t, strings.HasPrefix(ov.Version, "3."), ov.Version)
+		assert.True(t, strings.HasPrefix(ov.RabbitMQVersion, "3."), ov.RabbitMQVersion)
 	}
 }
 
@@ -131,14 +127,10 @@ func TestQuorumQueueHasEveryMemberAndALeader(t *testing.T) {
 	_, err := ch.QueueDeclare("qq", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
 	require.NoError(t, err)
 
-	var q struct {
-		Type    string   `json:"type"`
-		Leader  string   `json:"leader"`
-		Members []string `json:"members"`
-		Online  []string `json:"online"`
-	}
+	var q *broker.QueueInfo
 	brokertest.Eventually(t, 20*time.Second, func() error {
-		if err := e.TargetAPI.Do(context.Background(), http.MethodGet, "queues/"+e.Vhost+"/qq", nil, &q); err != nil {
+		var err error
+		if q, err = e.TargetAPI.GetQueue(context.Background(), e.Vhost, "qq"); err != nil {
 			return err
 		}
 		if len(q.Online) != lab.TargetNodes || q.Leader == "" {

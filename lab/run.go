@@ -278,7 +278,47 @@ func (l *Lab) Up(ctx context.Context) error {
 			}
 		}
 	}
-	return l.wait(ctx, attempts)
+	if err := l.wait(ctx, attempts); err != nil {
+		return err
+	}
+	return l.healStats(ctx)
+}
+
+// healStats restarts the management plugin of a running node whose HTTP API
+// reports no disk or memory figures for it. On RabbitMQ 3.10 a node that
+// boots while a peer reconnects can crash its stats agent for good
+// (rabbit_net:dist_info finds two distribution ports, rabbitmq-server#5496,
+// seen here after a kill -9 in the fault suite); warren's preflight then
+// cannot see the node's disk. A node that has just booted reports its
+// figures within seconds, so only one silent for longer is restarted.
+func (l *Lab) healStats(ctx context.Context) error {
+	for _, n := range l.Nodes {
+		api, err := l.Endpoint(n).NewAPI()
+		if err != nil {
+			return err
+		}
+		api = api.WithPolicy(api.Policy().NoRetry())
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ni, err := api.GetNode(ctx, n.Erlang)
+			if err != nil || !ni.Running || ni.HasFigures() {
+				break
+			}
+			if time.Now().After(deadline) {
+				slog.Warn("lab node reports no disk or memory figures; restarting its management plugin", "node", n.ID)
+				if _, err := l.Ctl(ctx, n.ID, "eval", broker.RestartManagement); err != nil {
+					return fmt.Errorf("restart the management plugin of lab node %s: %w", n.ID, err)
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
 }
 
 // bootTimeout bounds how long Up waits for nodes to answer.

@@ -55,12 +55,17 @@ type Options struct {
 	// DryRun stops after the plan has been checked against the target and
 	// the backlog measured: nothing changes on either broker.
 	DryRun bool
+	// Live runs the cutover while the applications keep running (see
+	// Live cutover in the package doc): definitions first, then, once the
+	// consumers read from the cluster, shovels that keep moving what the
+	// producers still publish to the source until they have moved too.
+	Live bool
 }
 
 // PhaseResult is one phase's outcome in the summary.
 type PhaseResult struct {
 	Phase   Phase   `json:"phase"`
-	Status  string  `json:"status"` // ok, failed, skipped
+	Status  string  `json:"status"` // ok, failed, skipped, waiting (a live cutover's next step is the operator's)
 	Seconds float64 `json:"seconds"`
 	Detail  string  `json:"detail,omitempty"`
 }
@@ -78,7 +83,23 @@ type Summary struct {
 	Removed   []shovel.AbortResult      `json:"removed_shovels,omitempty"`
 	Backlog   []QueueBacklog            `json:"backlog,omitempty"`
 	Seconds   float64                   `json:"seconds"`
+	// Next says what the operator does next.
+	Next string `json:"next,omitempty"`
 }
+
+// ErrNextStep stops a live cutover that waits for the operator: the
+// summary's Next says what to do before running the same command again.
+var ErrNextStep = errors.New("the live cutover waits for the next step")
+
+// The steps a live cutover asks of the operator.
+const (
+	nextMoveConsumers = "the definitions are on the cluster. Next: point your consumers at the cluster (its client Service), " +
+		"then run the same command again: its shovels will move what is queued and what the producers still publish to the source"
+	nextMoveProducers = "point your producers at the cluster; the drain keeps moving what they still publish to the source, " +
+		"and finishes each queue once no client is attached to the source and the queue stayed empty for --settle"
+	nextDone         = "every message is on the cluster and the applications use it. Keep the old broker until you are sure, then retire it"
+	nextAfterCutover = "point your applications at the cluster (its client Service), and keep the old broker until you are sure"
+)
 
 // PhaseError is a migration that stopped in a phase.
 type PhaseError struct {
@@ -143,11 +164,21 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		res := PhaseResult{Phase: p.phase, Status: "ok", Seconds: time.Since(t0).Seconds(), Detail: detail}
 		if err != nil {
 			res.Status, res.Detail = "failed", err.Error()
+			if errors.Is(err, ErrNextStep) {
+				res.Status = "waiting"
+			}
 			r.sum.Phases = append(r.sum.Phases, res)
 			return r.sum, &PhaseError{p.phase, err}
 		}
 		r.sum.Phases = append(r.sum.Phases, res)
 		slog.Info("phase done", "phase", p.phase, "seconds", fmt.Sprintf("%.1f", res.Seconds), "detail", detail)
+	}
+	switch {
+	case opts.DryRun:
+	case opts.Live:
+		r.sum.Next = nextDone
+	default:
+		r.sum.Next = nextAfterCutover
 	}
 	return r.sum, nil
 }
@@ -201,12 +232,25 @@ func (r *runner) definitions(ctx context.Context) (string, error) {
 func (r *runner) drainOptions() shovel.Options {
 	o := r.opts.Drain
 	o.Source, o.Target, o.Vhosts = r.opts.Source, r.opts.Target, r.opts.Vhosts
+	o.AllowLive = o.AllowLive || r.opts.Live
 	// A rerun after a failed verification checks the earlier counts again.
 	o.Unverified = true
 	return o
 }
 
 func (r *runner) drain(ctx context.Context) (string, error) {
+	if r.opts.Live {
+		// The definitions are on the cluster now; consumers move first,
+		// or they would race the shovels for every message.
+		if err := shovel.CheckConsumers(ctx, r.drainOptions()); err != nil {
+			if errors.Is(err, shovel.ErrSourceConsumers) {
+				r.sum.Next = nextMoveConsumers
+				return "", fmt.Errorf("%w: %w", ErrNextStep, err)
+			}
+			return "", err
+		}
+		slog.Info("live cutover: " + nextMoveProducers)
+	}
 	rep, err := shovel.Drain(ctx, r.drainOptions())
 	r.sum.Drain = rep
 	if rep != nil {

@@ -174,7 +174,14 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 			continue // reported above; its disk and memory figures are zero
 		}
 		if n.DiskFreeLimit == 0 {
-			add("disk headroom", false, "target node %s is running but its HTTP API has reported no disk or memory figures for %s (a node that has just started, or whose stats are stuck): run again in a moment", n.Name, nodesWait)
+			// RabbitMQ 3.10 can lose a node's stats agent for good when a
+			// peer restarts (rabbitmq-server#5496). A full disk cannot
+			// lose messages here (the drain pauses on the disk alarm), so
+			// this is a warning with the way to fix it.
+			add("disk headroom", true, "warning: target node %s is running but its HTTP API has reported no disk or memory figures for %s, so its headroom is unchecked "+
+				"(its management stats agent may have crashed, rabbitmq-server#5496: `rabbitmqctl -n %s eval '"+broker.RestartManagement+"'` restarts it); "+
+				"a disk or memory alarm there pauses the drain", n.Name, nodesWait, n.Name)
+			slog.Warn("no disk or memory figures for a target node; its headroom is unchecked", "node", n.Name)
 			continue
 		}
 		room := n.DiskFree - n.DiskFreeLimit

@@ -20,29 +20,16 @@ import (
 // drain pauses while any target node is in alarm, whatever side the
 // shovels run on, and resumes when the alarms clear.
 type alarms struct {
-	mu      sync.Mutex
-	active  []string      // "node X: memory", sorted
-	changed chan struct{} // closed, and replaced, when active changes
-	since   time.Time
-	log     []string // pauses, for the report
+	mu     sync.Mutex
+	active []string // "node X: memory", sorted
+	since  time.Time
+	log    []string // pauses, for the report
 }
 
 // watchAlarms polls the target's nodes every interval until ctx ends.
 func watchAlarms(ctx context.Context, api *broker.API, every time.Duration) *alarms {
-	a := &alarms{changed: make(chan struct{})}
-	a.poll(ctx, api)
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.poll(ctx, api)
-			}
-		}
-	}()
+	a := &alarms{}
+	pollEvery(ctx, every, func() { a.poll(ctx, api) })
 	return a
 }
 
@@ -73,16 +60,30 @@ func (a *alarms) poll(ctx context.Context, api *broker.API) {
 		slog.Info("drain resumed: the target's alarms cleared", "paused", d)
 	}
 	a.active = now
-	close(a.changed)
-	a.changed = make(chan struct{})
 }
 
-// state returns the active alarms and a channel closed at their next
-// change.
-func (a *alarms) state() ([]string, <-chan struct{}) {
+// state returns the active alarms.
+func (a *alarms) state() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.active, a.changed
+	return a.active
+}
+
+// pollEvery calls f now, then every interval, until ctx ends.
+func pollEvery(ctx context.Context, every time.Duration, f func()) {
+	f()
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
 }
 
 // pauses lists the pauses so far, for the report; an alarm still active

@@ -39,22 +39,34 @@ func (c *counts) sourceTotal(ctx context.Context, vhost, queue string) (int, err
 	return n, nil
 }
 
+// targetReading is one reading of a target queue.
+type targetReading struct {
+	depth int
+	// exact: the passive reading can be trusted as current (any classic
+	// reading, or a quorum reading above 0).
+	exact bool
+	// leader is the node leading the queue (a classic queue's node), ""
+	// when the HTTP API did not answer.
+	leader string
+}
+
 // targetDepth reads a target queue's depth as the larger of the passive
-// declare and the HTTP count. exact reports whether the passive reading
-// can be trusted as current (any classic reading, or a quorum reading
-// above 0).
-func (c *counts) targetDepth(ctx context.Context, vhost, queue string) (n int, exact bool, err error) {
+// declare and the HTTP count.
+func (c *counts) targetDepth(ctx context.Context, vhost, queue string) (targetReading, error) {
 	passive, _, perr := c.dst.Depth(ctx, vhost, queue)
 	q, herr := c.dstAPI.GetQueue(ctx, vhost, queue)
 	if perr != nil && herr != nil {
-		return 0, false, perr
+		return targetReading{}, perr
 	}
 	if herr == nil {
 		http, _ := q.Count()
-		exact = perr == nil && (q.Type != "quorum" || passive > 0)
-		return max(passive, http), exact, nil
+		leader := q.Leader
+		if leader == "" {
+			leader = q.Node
+		}
+		return targetReading{depth: max(passive, http), exact: perr == nil && (q.Type != "quorum" || passive > 0), leader: leader}, nil
 	}
-	return passive, false, nil
+	return targetReading{depth: passive}, nil
 }
 
 // settledTargetDepth reads a target queue that nothing writes to yet a few
@@ -64,9 +76,9 @@ func (c *counts) settledTargetDepth(ctx context.Context, vhost, queue string) (i
 	best := -1
 	var lastErr error
 	for i := 0; i < 3; i++ {
-		n, _, err := c.targetDepth(ctx, vhost, queue)
+		rd, err := c.targetDepth(ctx, vhost, queue)
 		if err == nil {
-			best = max(best, n)
+			best = max(best, rd.depth)
 		} else {
 			lastErr = err
 		}

@@ -27,7 +27,10 @@ type workItem struct {
 type discovery struct {
 	work    []workItem
 	skipped []string
-	live    []string
+	// live lists the clients other than warren attached to the source:
+	// consumers (also in consumers) and connections.
+	live      []string
+	consumers []string
 	// carried are queues an earlier run drained that no verification has
 	// passed yet.
 	carried []QueueResult
@@ -83,7 +86,9 @@ func (d *drainer) discover(ctx context.Context) (*discovery, error) {
 			consumers-- // our own shovel
 		}
 		if consumers > 0 {
-			found.live = append(found.live, fmt.Sprintf("%d consumer(s) on queue %s in vhost %s", consumers, q.Name, q.Vhost))
+			c := fmt.Sprintf("%d consumer(s) on queue %s in vhost %s", consumers, q.Name, q.Vhost)
+			found.live = append(found.live, c)
+			found.consumers = append(found.consumers, c)
 		}
 		counted, _ := q.Count()
 		switch {
@@ -202,11 +207,33 @@ func (d *drainer) checkLive(live []string) error {
 	return nil
 }
 
+// ErrSourceConsumers: consumers still read the source's queues in a live
+// cutover, where they must move to the cluster before the drain starts:
+// a consumer left on the source would race the shovel for every message.
+var ErrSourceConsumers = fmt.Errorf("%w: consumers still read the source", ErrLiveClients)
+
+// CheckConsumers returns ErrSourceConsumers, naming them, while consumers
+// other than warren's shovels read source queues in scope. It changes
+// nothing.
+func CheckConsumers(ctx context.Context, opts Options) error {
+	return discovered(ctx, opts, func(_ *drainer, found *discovery) error {
+		if len(found.consumers) > 0 {
+			return fmt.Errorf("%w: %s", ErrSourceConsumers, strings.Join(found.consumers, "; "))
+		}
+		return nil
+	})
+}
+
 // CheckLive returns ErrLiveClients, as Drain would before moving anything,
 // when consumers or other connections are attached to source queues in
 // scope and opts.AllowLive is not set. It changes nothing, so that a
 // migration can refuse before it imports anything.
 func CheckLive(ctx context.Context, opts Options) error {
+	return discovered(ctx, opts, func(d *drainer, found *discovery) error { return d.checkLive(found.live) })
+}
+
+// discovered runs check on what discover finds, changing nothing.
+func discovered(ctx context.Context, opts Options, check func(*drainer, *discovery) error) error {
 	d, err := newDrainer(ctx, opts)
 	if err != nil {
 		return err
@@ -216,5 +243,5 @@ func CheckLive(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	return d.checkLive(found.live)
+	return check(d, found)
 }

@@ -23,6 +23,7 @@ type drainer struct {
 	fleet          *fleet
 	state          *State
 	alarms         *alarms
+	producers      *producers // with AllowLive
 }
 
 func newDrainer(ctx context.Context, opts Options) (*drainer, error) {
@@ -105,6 +106,9 @@ func Drain(ctx context.Context, opts Options) (*Report, error) {
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
 	d.alarms = watchAlarms(watchCtx, d.dstAPI, time.Second)
+	if opts.AllowLive {
+		d.producers = d.watchProducers(watchCtx, found.work, 2*time.Second)
+	}
 
 	results := make([]QueueResult, len(found.work))
 	sem := make(chan struct{}, report.Parallel)
@@ -225,6 +229,9 @@ func (d *drainer) baseline(ctx context.Context, w workItem) (QueueResult, error)
 	if err != nil {
 		return r, err
 	}
+	if err := withPolicies(ctx, d.dstAPI, dst); err != nil {
+		return r, err
+	}
 	src, err := d.srcAPI.GetQueue(ctx, w.vhost, w.name)
 	if err != nil {
 		return r, err
@@ -294,24 +301,24 @@ func (d *drainer) spec(vhost, queue string) Spec {
 // placement returns the API to declare a queue's shovel through: on the
 // target, that of the node leading the destination queue, so the shovel
 // publishes to the leader over a local connection and the cluster's nodes
-// share the work. It says how it chose.
-func (d *drainer) placement(ctx context.Context, vhost, queue string) (*broker.API, string) {
+// share the work. It says how it chose, and which node led the queue.
+func (d *drainer) placement(ctx context.Context, vhost, queue string) (api *broker.API, how, leader string) {
 	if d.opts.Side == OnSource {
-		return d.fleet.api, "source"
+		return d.fleet.api, "source", ""
 	}
 	q, err := d.dstAPI.GetQueue(ctx, vhost, queue)
 	if err != nil {
-		return d.fleet.api, "fallback: the destination's leader is unknown: " + err.Error()
+		return d.fleet.api, "fallback: the destination's leader is unknown: " + err.Error(), ""
 	}
-	leader := q.Leader
+	leader = q.Leader
 	if leader == "" {
 		leader = q.Node
 	}
 	api, why := d.fleet.nodeAPI(leader)
 	if why != "" {
-		return api, fmt.Sprintf("fallback: %s leads the queue, but %s", leader, why)
+		return api, fmt.Sprintf("fallback: %s leads the queue, but %s", leader, why), leader
 	}
-	return api, "leader"
+	return api, "leader", leader
 }
 
 // placementNotes lists each distinct fallback reason once.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warrenmq/warren/broker"
@@ -87,13 +88,42 @@ type fleet struct {
 	cluster *broker.Cluster
 	// start bounds how long a declared shovel may take to be running.
 	start time.Duration
+
+	// declaring limits the shovels being declared at once through each
+	// node's API: a node starts a shovel before it answers the PUT, and
+	// sixteen at once on one node took it past every timeout.
+	mu        sync.Mutex
+	declaring map[string]chan struct{}
+}
+
+// declarationsPerNode is how many shovels one node's API declares at once.
+const declarationsPerNode = 3
+
+// acquire takes a declaration slot of api's node; release gives it back.
+func (f *fleet) acquire(ctx context.Context, api *broker.API) (release func(), err error) {
+	f.mu.Lock()
+	if f.declaring == nil {
+		f.declaring = map[string]chan struct{}{}
+	}
+	slots, ok := f.declaring[api.Base()]
+	if !ok {
+		slots = make(chan struct{}, declarationsPerNode)
+		f.declaring[api.Base()] = slots
+	}
+	f.mu.Unlock()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // nodeAPI returns the API that makes a shovel run on node, or the
 // cluster-wide API and why it had to do.
 func (f *fleet) nodeAPI(node string) (*broker.API, string) {
 	if f.side == OnSource {
-		return f.api, "source"
+		return f.api, "" // a single node
 	}
 	if api := f.cluster.API(node); api != nil {
 		return api, ""
@@ -141,11 +171,16 @@ func (f *fleet) ensureRunning(ctx context.Context, via *broker.API, s Spec) (bro
 			return st, err
 		}
 	}
+	release, err := f.acquire(ctx, via)
+	if err != nil {
+		return st, err
+	}
+	defer release()
 	for attempt := 1; ; attempt++ {
 		if err := via.PutShovel(ctx, s.Vhost, name, s.Value()); err != nil {
 			return st, err
 		}
-		st, err = f.waitRunning(ctx, s.Vhost, name)
+		st, err = f.waitRunning(ctx, via, s.Vhost, name)
 		if err == nil || ctx.Err() != nil || attempt == 2 {
 			return st, err
 		}
@@ -159,7 +194,7 @@ func (f *fleet) ensureRunning(ctx context.Context, via *broker.API, s Spec) (bro
 }
 
 // waitRunning waits until the broker reports the shovel running.
-func (f *fleet) waitRunning(ctx context.Context, vhost, name string) (broker.ShovelStatus, error) {
+func (f *fleet) waitRunning(ctx context.Context, via *broker.API, vhost, name string) (broker.ShovelStatus, error) {
 	deadline := time.Now().Add(f.start)
 	var last broker.ShovelStatus
 	var seen bool
@@ -174,7 +209,7 @@ func (f *fleet) waitRunning(ctx context.Context, vhost, name string) (broker.Sho
 		if time.Now().After(deadline) {
 			switch {
 			case !seen:
-				return last, fmt.Errorf("shovel %s in vhost %s was declared on %s but no node reports it after %s", name, vhost, f.api.Endpoint().Name, f.start)
+				return last, fmt.Errorf("shovel %s in vhost %s was declared through %s but no node reports it after %s", name, vhost, via.Base(), f.start)
 			case last.Reason != "":
 				return last, fmt.Errorf("shovel %s in vhost %s on node %s is %s: %s", name, vhost, last.Node, last.State, last.Reason)
 			}

@@ -1,7 +1,10 @@
 package shovel
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 
@@ -35,6 +38,74 @@ func effective(q *broker.QueueInfo, arg, key string) (limit, bool) {
 		}
 	}
 	return best, ok
+}
+
+// withPolicies sets the queue's effective policy definition from the
+// vhost's policies as they are now. The definition the HTTP API reports
+// with the queue lags: a classic queue reports it only with its next
+// statistics, which an idle queue may not emit for a long time, and a
+// changed policy shows late, so a limit set or raised by policy would be
+// misjudged. RabbitMQ applies the highest-priority policy whose pattern
+// matches the queue's name, and beside it the highest-priority operator
+// policy; for the limits checked here the lower value of the two applies.
+// When a pattern is one Go's regexp cannot read (RabbitMQ takes PCRE), the
+// reported definition is kept beside the computed one, the lower limits
+// winning.
+func withPolicies(ctx context.Context, api *broker.API, q *broker.QueueInfo) error {
+	policies, err := api.ListPolicies(ctx, q.Vhost)
+	if err != nil {
+		return err
+	}
+	operator, err := api.ListOperatorPolicies(ctx, q.Vhost)
+	if err != nil && !broker.IsNotFound(err) {
+		return err
+	}
+	merged := map[string]any{}
+	unsure := false
+	for _, set := range [][]broker.Policy{policies, operator} {
+		p, ok, readable := applying(set, q.Name)
+		unsure = unsure || !readable
+		if ok {
+			lower(merged, p.Definition)
+		}
+	}
+	if unsure {
+		lower(merged, q.EffectivePolicyDefinition)
+	}
+	q.EffectivePolicyDefinition = merged
+	return nil
+}
+
+// lower merges def into into, keeping the lower of two numbers.
+func lower(into, def map[string]any) {
+	for k, v := range def {
+		old, isNum := into[k].(float64)
+		if n, ok := v.(float64); ok && isNum && old < n {
+			continue
+		}
+		into[k] = v
+	}
+}
+
+// applying returns the policy of set that applies to a queue named name;
+// readable is false when a pattern could not be read.
+func applying(set []broker.Policy, name string) (best broker.Policy, found, readable bool) {
+	readable = true
+	for _, p := range set {
+		if p.ApplyTo != "" && p.ApplyTo != "queues" && p.ApplyTo != "all" {
+			continue
+		}
+		re, err := regexp.Compile(p.Pattern)
+		if err != nil {
+			slog.Warn("cannot tell whether a policy applies to a queue; taking what the HTTP API reports", "policy", p.Name, "pattern", p.Pattern, "queue", name, "err", err)
+			readable = false
+			continue
+		}
+		if re.MatchString(name) && (!found || p.Priority > best.Priority) {
+			best, found = p, true
+		}
+	}
+	return best, found, readable
 }
 
 // checkLimits refuses a destination queue whose own limits would lose

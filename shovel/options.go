@@ -38,7 +38,7 @@ type Options struct {
 	// Time spent paused for a resource alarm does not count.
 	StallTimeout time.Duration
 	// StartTimeout bounds how long a declared shovel may take to be
-	// reported running before it is declared again (default 15 s).
+	// reported running before it is declared again (default 30 s).
 	StartTimeout time.Duration
 	// StatePath is the resume file; empty keeps state in memory only.
 	StatePath string
@@ -113,7 +113,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.StallTimeout = 2 * time.Minute
 	}
 	if o.StartTimeout == 0 {
-		o.StartTimeout = 15 * time.Second
+		o.StartTimeout = 30 * time.Second
 	}
 	if o.Poll == 0 {
 		o.Poll = 250 * time.Millisecond

@@ -79,6 +79,8 @@ type QueueResult struct {
 
 	// lastExact is the last target depth read exactly (see lossSuspected).
 	lastExact int
+	// leader is the destination's leader as last read.
+	leader string
 }
 
 // Conserved reports whether no message is missing.

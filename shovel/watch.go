@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/broker"
@@ -15,6 +16,21 @@ const ackGrace = time.Second
 
 // redeliveryEvery is how often the source's redeliver counter is read.
 const redeliveryEvery = 2 * time.Second
+
+// A shovel the broker reports running may still move nothing: on RabbitMQ
+// 3.10, one publishing to a quorum queue whose leader died keeps its
+// window of unconfirmed messages for ever, though the queue has a new
+// leader. A new shovel (a new channel) moves at once, so a shovel that
+// makes no progress while the source holds messages is restarted: at
+// once when its destination's leader has moved, after restartAfter
+// otherwise, at most maxRestarts times, on the node that leads the queue
+// now. Each restart may duplicate up to a prefetch window, which the
+// source's redeliver counter (the duplicate bound) counts.
+const (
+	leaderMoveGrace = 5 * time.Second
+	restartAfter    = 20 * time.Second
+	maxRestarts     = 3
+)
 
 // queue drains one queue and reports it; failures are in the result.
 func (d *drainer) queue(ctx context.Context, w workItem, r QueueResult) QueueResult {
@@ -46,9 +62,8 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 	startMoved := r.Moved
 	defer func() { r.MovedThisRun = max(0, r.Moved-startMoved) }()
 
-	via, placement := d.placement(ctx, w.vhost, w.name)
-	r.Placement = placement
-	q := queueRun{d: d, w: w, r: r, via: via}
+	q := queueRun{d: d, w: w, r: r}
+	q.place(ctx)
 	if err := q.start(ctx); err != nil {
 		return err
 	}
@@ -58,6 +73,7 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 	lastMoved, lastChange := -1, time.Now()
 	var emptySince, reachedAt, lastRedelivery time.Time
 	lastRead, lastWarned := time.Now(), time.Time{}
+	var lastWaiting time.Time
 	suspect := 0
 	for {
 		select {
@@ -108,6 +124,9 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 			lastRedelivery = time.Now()
 			q.countRedeliveries(ctx)
 		}
+		if err := q.unstick(ctx, srcReady, lastChange); err != nil {
+			return err
+		}
 
 		if !r.Live && exact && d.lossSuspected(r, srcReady) {
 			suspect++
@@ -133,9 +152,20 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 				continue
 			}
 			if d.opts.AllowLive {
-				if total != 0 {
+				attached := d.producers.of(r.Vhost)
+				switch {
+				case len(attached) > 0:
+					// Producers still publish to the source: keep
+					// shovelling what they send; an idle queue is no stall.
+					emptySince, lastChange = time.Time{}, time.Now()
+					if time.Since(lastWaiting) >= 30*time.Second {
+						lastWaiting = time.Now()
+						slog.Info("queue is empty, waiting for the clients still attached to the source to move to the cluster",
+							"vhost", r.Vhost, "queue", r.Queue, "clients", describeClients(attached))
+					}
+				case total != 0:
 					emptySince = time.Time{}
-				} else if emptySince.IsZero() {
+				case emptySince.IsZero():
 					emptySince = time.Now()
 				}
 				done = !emptySince.IsZero() && time.Since(emptySince) >= d.opts.Settle
@@ -174,26 +204,29 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 	}
 }
 
-// observeTarget updates a queue's arrivals and says whether the reading
-// was exact. Without consumers on the target its depth only grows during a
-// drain, so the highest reading so far is kept: a low reading is a
-// measurement artefact, never a loss (lossSuspected looks at exact
-// readings for that).
+// observeTarget updates a queue's arrivals and its leader, and says
+// whether the reading was exact. Without consumers on the target its depth
+// only grows during a drain, so the highest reading so far is kept: a low
+// reading is a measurement artefact, never a loss (lossSuspected looks at
+// exact readings for that).
 func (d *drainer) observeTarget(ctx context.Context, r *QueueResult) (bool, error) {
-	n, exact, err := d.counts.targetDepth(ctx, r.Vhost, r.Queue)
+	rd, err := d.counts.targetDepth(ctx, r.Vhost, r.Queue)
 	if err != nil {
 		return false, err
 	}
 	if r.Live {
-		r.TargetAfter = n // consumers may take messages: no monotony
+		r.TargetAfter = rd.depth // consumers may take messages: no monotony
 	} else {
-		r.TargetAfter = max(r.TargetAfter, n)
+		r.TargetAfter = max(r.TargetAfter, rd.depth)
 	}
 	r.Moved = r.TargetAfter - r.TargetBefore
-	if exact && !r.Live {
-		r.lastExact = n
+	if rd.exact && !r.Live {
+		r.lastExact = rd.depth
 	}
-	return exact, nil
+	if rd.leader != "" {
+		r.leader = rd.leader
+	}
+	return rd.exact, nil
 }
 
 // lossSuspected reports whether the target holds fewer messages than the
@@ -206,20 +239,56 @@ func (d *drainer) lossSuspected(r *QueueResult, srcReady int) bool {
 	return r.lastExact < floor
 }
 
-// queueRun is one queue's shovel through a drain: started, paused for
-// alarms, stopped.
+// queueRun is one queue's shovel through a drain: placed, started, paused
+// for alarms, restarted when stuck, stopped.
 type queueRun struct {
 	d      *drainer
 	w      workItem
 	r      *QueueResult
 	via    *broker.API
 	paused bool
+	// leader led the destination when the shovel was placed.
+	leader string
+	// restarts and lastRestart pace unstick.
+	restarts    int
+	lastRestart time.Time
+}
+
+// place chooses the node to declare the shovel through (see placement).
+func (q *queueRun) place(ctx context.Context) {
+	q.via, q.r.Placement, q.leader = q.d.placement(ctx, q.r.Vhost, q.r.Queue)
+}
+
+// unstick restarts a shovel that moves nothing while the source holds
+// messages (see restartAfter).
+func (q *queueRun) unstick(ctx context.Context, srcReady int, lastProgress time.Time) error {
+	if q.paused || srcReady == 0 || q.restarts >= maxRestarts || time.Since(q.lastRestart) < restartAfter {
+		return nil
+	}
+	idle := time.Since(lastProgress)
+	var why string
+	switch {
+	case q.leader != "" && q.r.leader != "" && q.r.leader != q.leader && idle > leaderMoveGrace:
+		why = fmt.Sprintf("its destination's leader moved from %s to %s", q.leader, q.r.leader)
+	case idle > restartAfter:
+		why = fmt.Sprintf("no progress for %s", idle.Round(time.Second))
+	default:
+		return nil
+	}
+	q.restarts++
+	q.lastRestart = time.Now()
+	slog.Warn("restarting a shovel that moves nothing", "vhost", q.r.Vhost, "queue", q.r.Queue, "why", why, "restart", q.restarts)
+	if err := q.d.fleet.remove(ctx, q.r.Vhost, q.r.Shovel); err != nil {
+		return err
+	}
+	q.place(ctx)
+	return q.start(ctx)
 }
 
 // start makes the queue's shovel run (see fleet.ensureRunning), unless the
 // target is in alarm.
 func (q *queueRun) start(ctx context.Context) error {
-	if active, _ := q.d.alarms.state(); len(active) > 0 && q.pausable() {
+	if len(q.d.alarms.state()) > 0 && q.pausable() {
 		q.paused = true
 		slog.Warn("queue waits for the target's alarms to clear", "vhost", q.r.Vhost, "queue", q.r.Queue)
 		return nil
@@ -244,7 +313,7 @@ func (q *queueRun) pausable() bool { return q.d.opts.Side == OnTarget && !q.w.au
 // alarms pauses or resumes the shovel as the target's alarms come and go,
 // and reports whether the queue is paused.
 func (q *queueRun) alarms(ctx context.Context) (bool, error) {
-	active, _ := q.d.alarms.state()
+	active := q.d.alarms.state()
 	switch {
 	case len(active) > 0 && !q.paused:
 		q.paused = true
@@ -270,25 +339,57 @@ func (q *queueRun) countRedeliveries(ctx context.Context) {
 }
 
 // stopForLoss stops the shovel of a queue whose target lost messages, so
-// that the rest stay on the source.
+// that the rest stay on the source, and counts the loss from the depths
+// after the stop (the highest reading of the target, which the drain keeps
+// otherwise, was taken before the target dropped messages).
 func (q *queueRun) stopForLoss(ctx context.Context) error {
 	r := q.r
 	rmErr := q.d.fleet.remove(ctx, r.Vhost, r.Shovel)
 	if n, err := q.d.counts.sourceReady(ctx, r.Vhost, r.Queue); err == nil {
 		r.SourceAfter = n
 	}
-	r.tally()
-	limits := "unknown"
-	if dst, err := q.d.dstAPI.GetQueue(ctx, r.Vhost, r.Queue); err == nil {
-		limits = fmt.Sprintf("arguments %v, policy %q %v", dst.Arguments, dst.Policy, dst.EffectivePolicyDefinition)
+	if rd, err := q.d.counts.targetDepth(ctx, r.Vhost, r.Queue); err == nil {
+		r.TargetAfter = rd.depth
+		r.Moved = r.TargetAfter - r.TargetBefore
 	}
+	r.tally()
 	stopped := "its shovel was stopped"
 	if rmErr != nil {
 		stopped = "stopping its shovel failed too (" + rmErr.Error() + ")"
 	}
-	return fmt.Errorf("%w: the target queue holds %d messages where at least %d must have arrived: it dropped about %d (%s); %s, %d messages are still on the source. "+
+	return fmt.Errorf("%w: the target queue dropped messages during the drain: %d queued on the source before, %d on the target now (%d before), %d still on the source: %d lost (%s); %s. "+
 		"Remove the limit or TTL on the target and run the same command again to move the rest; the drain keeps its first counts, so the loss stays reported",
-		ErrNotConserved, r.lastExact-r.TargetBefore, r.SourceBefore-r.SourceAfter-q.d.opts.Prefetch, r.Lost, limits, stopped, r.SourceAfter)
+		ErrNotConserved, r.SourceBefore, r.TargetAfter, r.TargetBefore, r.SourceAfter, r.Lost, q.limits(ctx), stopped)
+}
+
+// limits describes the destination's length and TTL limits, waiting a
+// little for a policy the HTTP API does not show yet.
+func (q *queueRun) limits(ctx context.Context) string {
+	for i := 0; ; i++ {
+		dst, err := q.d.dstAPI.GetQueue(ctx, q.r.Vhost, q.r.Queue)
+		if err == nil {
+			err = withPolicies(ctx, q.d.dstAPI, dst)
+		}
+		if err != nil {
+			return "its limits cannot be read: " + err.Error()
+		}
+		var found []string
+		for _, l := range []struct{ arg, key string }{{"x-max-length", "max-length"}, {"x-max-length-bytes", "max-length-bytes"},
+			{"x-message-ttl", "message-ttl"}, {"x-expires", "expires"}} {
+			if lim, ok := effective(dst, l.arg, l.key); ok {
+				found = append(found, fmt.Sprintf("%s %d", lim.from, lim.value))
+			}
+		}
+		if len(found) > 0 {
+			return "its limits now: " + strings.Join(found, ", ")
+		}
+		if i == 5 {
+			return "no length or TTL limit is visible on it (a consumer, or a limit removed since?)"
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return "its limits are unknown"
+		}
+	}
 }
 
 // finish removes the shovel of a queue that looks drained and judges its
@@ -310,7 +411,7 @@ func (q *queueRun) finish(ctx context.Context) (again bool, err error) {
 	case err != nil:
 		return false, err
 	}
-	if srcReady > 0 && !d.opts.AllowLive {
+	if srcReady > 0 {
 		slog.Info("messages came back to the source after the shovel stopped; continuing", "vhost", r.Vhost, "queue", r.Queue, "ready", srcReady)
 		return true, q.start(ctx)
 	}

@@ -32,7 +32,8 @@ type InitResult struct {
 
 // Init creates the stack when missing and fills its missing secrets in
 // Pulumi.<stack>.yaml, encrypted with the passphrase: the Erlang cookie and
-// admin password from crypto/rand, and with TLS on and no existing Secret
+// admin password (and, with warren:appUsername, the application user's
+// password) from crypto/rand, and with TLS on and no existing Secret
 // named, a CA and a server certificate whose SANs cover the client Service,
 // the headless Service and every pod. Values already there are kept, so Init
 // is safe to run again: a second run changes nothing unless the certificate
@@ -84,6 +85,9 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 	// password: letters and digits only, safe in rabbitmq.conf and URLs.
 	fill(components.KeyErlangCookie, func() string { return rand.Text() + rand.Text() })
 	fill(components.KeyAdminPassword, rand.Text)
+	if cfg.AppUsername != "" {
+		fill(components.KeyAppPassword, rand.Text)
+	}
 
 	if cfg.TLSEnabled && cfg.TLSSecretName == "" {
 		names := cfg.Names().DNSNames(cfg.Replicas, cfg.ClusterDomain)

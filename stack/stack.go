@@ -5,6 +5,11 @@
 // backend (DefaultBackend) unless another is given, configuration comes from
 // the project's Pulumi.<stack>.yaml, and secrets are encrypted with the
 // passphrase in PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE).
+//
+// After an update that changed the pods, Up also talks to the deployed
+// cluster's HTTP API to spread the quorum queues' leaders again
+// (rebalance.go; clusterapi.go finds the way to the API, rollout.go reads
+// from the engine's events whether the pods changed).
 package stack
 
 import (
@@ -13,13 +18,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
@@ -223,6 +231,7 @@ func requireSecrets(o Options, cfg *components.Config) error {
 		TLSCert:       present(components.KeyTLSCert),
 		TLSKey:        present(components.KeyTLSKey),
 		TLSCACert:     present(components.KeyTLSCACert),
+		AppPassword:   present(components.KeyAppPassword),
 	}
 	if err := c.CheckSecrets(o.Stack); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
@@ -277,13 +286,13 @@ type PreviewResult struct {
 
 // Preview shows what Up would change, streaming Pulumi's progress.
 func Preview(ctx context.Context, o Options) (*PreviewResult, error) {
-	o, st, _, err := open(ctx, o, components.Program, true)
+	o, st, cfg, err := open(ctx, o, components.Program, true)
 	if err != nil {
 		return nil, err
 	}
 	res, err := st.Preview(ctx, optpreview.ProgressStreams(o.Progress), optpreview.ErrorProgressStreams(o.Progress))
 	if err != nil {
-		return nil, fmt.Errorf("preview stack %s: %w", o.Stack, summarize(err))
+		return nil, explainMissingCRD(fmt.Errorf("preview stack %s: %w", o.Stack, summarize(err)), o, cfg)
 	}
 	ch := Changes{}
 	for op, n := range res.ChangeSummary {
@@ -292,26 +301,75 @@ func Preview(ctx context.Context, o Options) (*PreviewResult, error) {
 	return &PreviewResult{Stack: o.Stack, Changes: ch}, nil
 }
 
-// UpResult is what `warren up` reports: the changes and the stack outputs
-// (service names, URLs, secret names; never secret values).
+// UpResult is what `warren up` reports: the changes, the stack outputs
+// (service names, URLs, secret names; never secret values) and what it did
+// to spread quorum queue leaders after the pods changed.
 type UpResult struct {
-	Stack   string            `json:"stack"`
-	Changes Changes           `json:"changes"`
-	Outputs map[string]string `json:"outputs"`
+	Stack     string            `json:"stack"`
+	Changes   Changes           `json:"changes"`
+	Outputs   map[string]string `json:"outputs"`
+	Rebalance *Rebalance        `json:"rebalance,omitempty"`
 }
 
 // Up creates or updates the cluster, streaming Pulumi's progress, and waits
-// until the Kubernetes provider reports the StatefulSet ready.
-func Up(ctx context.Context, o Options) (*UpResult, error) {
-	o, st, _, err := open(ctx, o, components.Program, true)
+// until the Kubernetes provider reports the StatefulSet ready. When the
+// update restarted, added or removed pods, it then spreads the quorum
+// queues' leaders again (see Rebalance and UpOptions); failing to do so
+// is reported in the result, not an error: the cluster serves.
+func Up(ctx context.Context, o Options, uo UpOptions) (*UpResult, error) {
+	o, st, cfg, err := open(ctx, o, components.Program, true)
 	if err != nil {
 		return nil, err
 	}
-	res, err := st.Up(ctx, optup.ProgressStreams(o.Progress), optup.ErrorProgressStreams(o.Progress))
+	evs := make(chan events.EngineEvent)
+	recorded := recordRollout(evs, cfg.Names().ClientService())
+	res, err := st.Up(ctx, optup.ProgressStreams(o.Progress), optup.ErrorProgressStreams(o.Progress), optup.EventStreams(evs))
 	if err != nil {
-		return nil, fmt.Errorf("up stack %s: %w", o.Stack, summarize(err))
+		return nil, explainMissingCRD(fmt.Errorf("up stack %s: %w", o.Stack, summarize(err)), o, cfg)
 	}
-	return &UpResult{Stack: o.Stack, Changes: changes(res.Summary), Outputs: outputs(res.Outputs)}, nil
+	// Pulumi closes evs once the CLI's event stream has ended, before Up
+	// returns; the bound only guards against a stream that never opened.
+	var r rollout
+	select {
+	case r = <-recorded:
+	case <-time.After(10 * time.Second):
+		r = rollout{PodsChanged: true} // unknown: better one rebalance too many
+	}
+	out := &UpResult{Stack: o.Stack, Changes: changes(res.Summary), Outputs: outputs(res.Outputs)}
+	out.Rebalance = rebalanceAfterUp(ctx, o, st, uo, r)
+	return out, nil
+}
+
+// rebalanceAfterUp reads the stack's settings with their secrets (the
+// admin password, the CA) and runs the rebalance.
+func rebalanceAfterUp(ctx context.Context, o Options, st auto.Stack, uo UpOptions, r rollout) *Rebalance {
+	log := uo.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if uo.RebalanceTimeout <= 0 {
+		uo.RebalanceTimeout = DefaultRebalanceTimeout
+	}
+	all, err := st.GetAllConfig(ctx)
+	var cfg *components.Config
+	if err == nil {
+		values, secret := map[string]string{}, map[string]bool{}
+		for k, v := range all {
+			values[k], secret[k] = v.Value, v.Secret
+		}
+		cfg, err = components.ParseConfig(components.MapLookup(values, secret))
+	}
+	if err != nil {
+		return &Rebalance{Status: RebalanceNotDone, Reason: fmt.Sprintf("read stack %s settings: %v", o.Stack, err)}
+	}
+	rb := &rebalancer{
+		cfg: cfg, opts: uo, log: log, poll: time.Second, settled: 15 * time.Second,
+		finder: apiFinder{
+			explicit: uo.ClusterAPI, cfg: cfg, clusterIP: r.ClusterIP, probe: 3 * time.Second,
+			kubeconfig: all["kubernetes:kubeconfig"].Value, kubeContext: all["kubernetes:context"].Value,
+		},
+	}
+	return rb.run(ctx, r)
 }
 
 // DestroyResult is what `warren destroy` reports.
@@ -414,6 +472,19 @@ func Render(ctx context.Context, o Options, dir string) (*RenderResult, error) {
 	}
 	slices.Sort(files)
 	return &RenderResult{Stack: o.Stack, Dir: out, Files: files}, nil
+}
+
+// explainMissingCRD turns the failed read of the ServiceMonitor CRD (the
+// program reads it before anything else when warren:serviceMonitor is on)
+// into what happened and what to do. It is a preflight failure: the
+// cluster lacks something, nothing was created.
+func explainMissingCRD(err error, o Options, cfg *components.Config) error {
+	msg := err.Error()
+	if cfg == nil || !cfg.ServiceMonitor || !strings.Contains(msg, "'"+components.ServiceMonitorCRD+"' does not exist") {
+		return err
+	}
+	return fmt.Errorf("%w: warren:serviceMonitor is true but the cluster has no ServiceMonitor CRD (%s, which the Prometheus Operator installs); nothing was created or changed: install the Prometheus Operator (or its CRDs), or set warren:serviceMonitor: false in %s, then run the command again (%w)",
+		ErrPreflight, components.ServiceMonitorCRD, o.StackFile(), err)
 }
 
 // summarizedError keeps the whole Automation API error (it carries the

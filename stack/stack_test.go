@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/components"
 )
 
 // project makes a project directory with Pulumi.yaml and the given stack
@@ -51,7 +53,7 @@ func TestValidateRefusesBadSettingsBeforeAnything(t *testing.T) {
 	o := Options{Stack: "bad", ProjectDir: dir, Backend: "file://" + backend}
 	for name, op := range map[string]func() error{
 		"preview": func() error { _, err := Preview(context.Background(), o); return err },
-		"up":      func() error { _, err := Up(context.Background(), o); return err },
+		"up":      func() error { _, err := Up(context.Background(), o, UpOptions{}); return err },
 		"destroy": func() error { _, err := Destroy(context.Background(), o); return err },
 		"init":    func() error { _, err := Init(context.Background(), o, InitOptions{}); return err },
 		"render":  func() error { _, err := Render(context.Background(), o, filepath.Join(dir, "out")); return err },
@@ -163,7 +165,7 @@ func TestMissingSecretsRefusedBeforePulumi(t *testing.T) {
 	t.Setenv("PATH", t.TempDir()) // no pulumi: the check must come first anyway
 	for name, op := range map[string]func() error{
 		"preview": func() error { _, err := Preview(context.Background(), o); return err },
-		"up":      func() error { _, err := Up(context.Background(), o); return err },
+		"up":      func() error { _, err := Up(context.Background(), o, UpOptions{}); return err },
 		"render":  func() error { _, err := Render(context.Background(), o, filepath.Join(dir, "out")); return err },
 	} {
 		err := op()
@@ -181,7 +183,26 @@ func TestMissingSecretsRefusedBeforePulumi(t *testing.T) {
 		content += strings.ReplaceAll(secure, "%s", k)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi.dev.yaml"), []byte(content), 0o600))
-	_, err := Up(context.Background(), o)
+	_, err := Up(context.Background(), o, UpOptions{})
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrPreflight), "%v", err)
+}
+
+// The program's read of the ServiceMonitor CRD fails on a cluster without
+// the Prometheus Operator; the error says so and how to get out of it.
+func TestExplainMissingCRD(t *testing.T) {
+	o := Options{Stack: "prod", ProjectDir: "/p"}
+	engine := errors.New("up stack prod: resource 'servicemonitors.monitoring.coreos.com' does not exist")
+	on := &components.Config{ServiceMonitor: true}
+
+	err := explainMissingCRD(engine, o, on)
+	assert.ErrorIs(t, err, ErrPreflight)
+	assert.ErrorIs(t, err, engine, "the engine's error stays reachable")
+	for _, want := range []string{"warren:serviceMonitor", "Prometheus Operator", "nothing was created", "warren:serviceMonitor: false in /p/Pulumi.prod.yaml"} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	assert.Equal(t, engine, explainMissingCRD(engine, o, &components.Config{}), "switch off: not about the CRD")
+	other := errors.New("up stack prod: port name too long")
+	assert.Equal(t, other, explainMissingCRD(other, o, on))
 }

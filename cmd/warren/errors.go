@@ -10,6 +10,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/definitions"
+	"github.com/warrenmq/warren/loadcheck"
 	"github.com/warrenmq/warren/migrate"
 	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/stack"
@@ -79,6 +80,7 @@ func exitCode(err error) int {
 		errors.Is(err, shovel.ErrBadOptions),
 		errors.Is(err, broker.ErrSameBroker),
 		errors.Is(err, stack.ErrConfig),
+		errors.Is(err, loadcheck.ErrBadOptions),
 		definitions.ClassOf(err) == definitions.ClassUsage:
 		return exitUsage
 	case errors.Is(err, shovel.ErrInterrupted), errors.Is(err, context.Canceled):
@@ -91,6 +93,8 @@ func exitCode(err error) int {
 		return exitConflict
 	case errors.As(err, &ua),
 		errors.Is(err, shovel.ErrLiveClients),
+		errors.Is(err, loadcheck.ErrLiveClients),
+		errors.Is(err, loadcheck.ErrPreflight),
 		errors.Is(err, shovel.ErrNoDestination),
 		errors.Is(err, migrate.ErrPreflight),
 		errors.Is(err, stack.ErrPreflight),

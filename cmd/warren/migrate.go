@@ -38,6 +38,7 @@ changes nothing. Exit codes: 3 preflight, 4 plan conflict, 5 drain, 6 verify.`,
 	fs := cmd.Flags()
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "show what would happen; change nothing")
 	fs.BoolVar(&opts.SkipVerify, "skip-verify", false, "do not run the verification phase")
+	fs.BoolVar(&opts.Live, "live", false, "cut over while the applications run: definitions, then (consumers moved) shovels that follow the producers until they move too; see README, Live cutover")
 	fs.StringVar(&opts.Verify.ServiceURL, "service-url", "", "verify: client Service AMQP URL to check too")
 	fs.StringVar(&opts.Verify.ServiceAPI, "service-api", "", "verify: client Service HTTP API URL to check too")
 	fs.IntVar(&opts.Verify.ExpectNodes, "expect-nodes", 0, "verify: nodes that must be running (default: one per --target-url)")
@@ -119,9 +120,14 @@ func printMigration(w io.Writer, g *globals, s *migrate.Summary) error {
 	switch {
 	case s.DryRun:
 		verdict = "dry run: nothing changed"
+	case len(s.Phases) > 0 && s.Phases[len(s.Phases)-1].Status == "waiting":
+		verdict = "live cutover waiting for you"
 	case len(s.Phases) == 0 || s.Phases[len(s.Phases)-1].Status == "failed":
 		verdict = "migration stopped; fix the cause and run the same command again"
 	}
 	fmt.Fprintf(w, "%s in %.1fs\n", verdict, s.Seconds)
+	if s.Next != "" {
+		fmt.Fprintln(w, "next:", s.Next)
+	}
 	return nil
 }

@@ -60,6 +60,7 @@ WARREN_SOURCE_URL, --output is WARREN_OUTPUT, and so on.`,
 		newDefinitionsCmd(g),
 		newDrainCmd(g),
 		newVerifyCmd(g),
+		newBenchCmd(g),
 	)
 	root.AddCommand(newStackCmds(g)...)
 	usageOnArgs(root)

@@ -96,34 +96,109 @@ func newPreviewCmd(g *globals) *cobra.Command {
 
 func newUpCmd(g *globals) *cobra.Command {
 	var f stackFlags
+	uo := stack.UpOptions{}
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create or update the RabbitMQ cluster on Kubernetes, streaming progress",
-		Args:  cobra.NoArgs,
+		Long: `up creates or updates the cluster and waits until every pod is ready.
+
+When the update restarted, added or removed pods (a changed setting rolls the
+StatefulSet one pod at a time, and each stopping pod hands its quorum queue
+leaders to the others), up then spreads the leaders again, as the RabbitMQ
+Cluster Operator does after a rolling restart: once every node runs and every
+quorum queue has all its members online, it calls POST /api/rebalance/queues
+and prints the leaders per node before and after.
+
+It reaches the cluster's HTTP API through --cluster-api when given, else the
+client Service's DNS name (inside the cluster), its ClusterIP (on a cluster
+node), or kubectl port-forward. When none works it says so and how to
+rebalance by hand, and still succeeds.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := stack.Up(cmd.Context(), f.options(progressOut(g, cmd)))
+			res, err := stack.Up(cmd.Context(), f.options(progressOut(g, cmd)), uo)
 			if err != nil {
 				return err
 			}
 			if g.json() {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "stack %s: %s\n", res.Stack, formatChanges(res.Changes))
-			keys := make([]string, 0, len(res.Outputs))
-			for k := range res.Outputs {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			tw := table(w)
-			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\n", k, res.Outputs[k])
-			}
-			return tw.Flush()
+			return writeUpReport(cmd.OutOrStdout(), res)
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().BoolVar(&uo.Rebalance, "rebalance", true, "after an update that changed the pods, spread quorum queue leaders over the nodes again")
+	cmd.Flags().StringVar(&uo.ClusterAPI, "cluster-api", "", "the cluster's HTTP API as this machine reaches it, for the rebalance (default: found through the client Service or kubectl port-forward)")
+	cmd.Flags().DurationVar(&uo.RebalanceTimeout, "rebalance-timeout", stack.DefaultRebalanceTimeout, "how long the rebalance waits for every node and quorum queue member, then for the leaders to move")
 	return cmd
+}
+
+// writeUpReport prints the changes, every stack output, and where
+// applications find their connection details.
+func writeUpReport(w io.Writer, res *stack.UpResult) error {
+	fmt.Fprintf(w, "stack %s: %s\n", res.Stack, formatChanges(res.Changes))
+	keys := make([]string, 0, len(res.Outputs))
+	for k := range res.Outputs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tw := table(w)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\n", k, res.Outputs[k])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if app, ns := res.Outputs["appSecretName"], res.Outputs["namespace"]; app != "" {
+		fmt.Fprintf(w, "applications connect with Secret %s/%s (servicebinding.io/rabbitmq: host, port, username, password, vhost, uri): kubectl -n %s get secret %s -o jsonpath='{.data.uri}' | base64 -d\n",
+			ns, app, ns, app)
+	}
+	return writeRebalance(w, res.Rebalance)
+}
+
+// writeRebalance prints what up did to spread quorum queue leaders: the
+// leaders per node before and after, or why it did nothing.
+func writeRebalance(w io.Writer, r *stack.Rebalance) error {
+	if r == nil {
+		return nil
+	}
+	switch {
+	case r.Status == stack.RebalanceNotDone:
+		fmt.Fprintf(w, "quorum leaders NOT rebalanced: %s\n  the cluster serves; to spread them by hand: %s\n", r.Reason, r.Manual)
+		if r.Before != nil {
+			fmt.Fprintf(w, "  leaders per node now: %s\n", stack.FormatLeaders(r.Before))
+		}
+		return nil
+	case r.Before == nil || r.After == nil:
+		fmt.Fprintf(w, "quorum leaders: not rebalanced: %s\n", r.Reason)
+		return nil
+	}
+	verb := "rebalanced"
+	if r.Status == stack.RebalanceSkipped {
+		verb = "not rebalanced: " + r.Reason
+	}
+	fmt.Fprintf(w, "quorum leaders %s (%d quorum queues, through %s):\n", verb, r.Queues, r.API)
+	nodes := make([]string, 0, len(r.Before))
+	for n := range r.Before {
+		nodes = append(nodes, n)
+	}
+	for n := range r.After {
+		if _, ok := r.Before[n]; !ok {
+			nodes = append(nodes, n)
+		}
+	}
+	sort.Strings(nodes)
+	tw := table(w)
+	fmt.Fprintln(tw, "  NODE\tBEFORE\tAFTER")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\n", stack.ShortNode(n), r.Before[n], r.After[n])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Status == stack.RebalanceDone && r.Reason != "" {
+		fmt.Fprintf(w, "  note: %s\n", r.Reason)
+	}
+	return nil
 }
 
 func newDestroyCmd(g *globals) *cobra.Command {

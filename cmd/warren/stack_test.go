@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/warrenmq/warren/stack"
 )
 
 // requireToolchain fails (never skips) when the pulumi CLI or the
@@ -209,7 +211,14 @@ func TestRenderDevStack(t *testing.T) {
 	assert.Equal(t, "rabbitmq-peer-discovery", m["RoleBinding/rabbitmq-server"].RoleRef["name"])
 	assert.Equal(t, 1, m["PodDisruptionBudget/rabbitmq-server"].Spec["maxUnavailable"])
 	assert.Contains(t, m, "Namespace/rabbitmq-dev")
-	assert.Len(t, m, 11, "rendered: %v", keys(m))
+	app := m["Secret/rabbitmq-app"]
+	assert.Equal(t, "servicebinding.io/rabbitmq", app.Type)
+	assert.Equal(t, "rabbitmq.rabbitmq-dev.svc", app.secret(t, "host"))
+	assert.Equal(t, "admin", app.secret(t, "username"), "dev has no application user: the admin's credentials")
+	assert.Equal(t, admin.secret(t, "password"), app.secret(t, "password"))
+	assert.NotContains(t, m, "NetworkPolicy/rabbitmq-server", "dev: NetworkPolicy off")
+	assert.Contains(t, cm.Data["rabbitmq.conf"], "queue_leader_locator = balanced")
+	assert.Len(t, m, 12, "rendered: %v", keys(m))
 }
 
 func TestRenderProdStack(t *testing.T) {
@@ -266,6 +275,32 @@ func TestRenderProdStack(t *testing.T) {
 	assert.ElementsMatch(t, []string{"amqps", "management-tls", "prometheus-tls"}, names)
 	assert.Contains(t, m, "PodDisruptionBudget/rabbitmq-server")
 	assert.Contains(t, m, "Role/rabbitmq-peer-discovery")
+
+	// prod restricts traffic: a NetworkPolicy on the StatefulSet's pods, TLS
+	// ports only, epmd and distribution only between the pods.
+	np, ok := m["NetworkPolicy/rabbitmq-server"]
+	require.True(t, ok, "prod renders its NetworkPolicy: %v", keys(m))
+	assert.Equal(t, "rabbitmq", np.Metadata.Namespace)
+	assert.Equal(t, dig(t, sts.Spec, "selector", "matchLabels"), dig(t, np.Spec, "podSelector", "matchLabels"))
+	assert.Equal(t, []any{"Ingress"}, np.Spec["policyTypes"])
+	ingress := np.Spec["ingress"].([]any)
+	require.Len(t, ingress, 4)
+	assert.Equal(t, 4369, dig(t, ingress[0], "ports", "0", "port"))
+	assert.Equal(t, 25672, dig(t, ingress[0], "ports", "1", "port"))
+	assert.Equal(t, dig(t, sts.Spec, "selector", "matchLabels"), dig(t, ingress[0], "from", "0", "podSelector", "matchLabels"))
+	assert.Equal(t, 5671, dig(t, ingress[1], "ports", "0", "port"))
+	assert.Len(t, dig(t, ingress[1], "ports"), 1, "no plain AMQP in prod")
+	assert.Equal(t, 15691, dig(t, ingress[3], "ports", "0", "port"))
+	assert.Equal(t, []any{"monitoring"}, dig(t, ingress[3], "from", "1", "namespaceSelector", "matchExpressions", "0", "values"))
+
+	app := m["Secret/rabbitmq-app"]
+	assert.Equal(t, "servicebinding.io/rabbitmq", app.Type)
+	assert.Equal(t, "5671", app.secret(t, "port"))
+	assert.Equal(t, tls.secret(t, "ca.crt"), app.secret(t, "ca.crt"), "with TLS the binding carries the CA")
+	assert.True(t, strings.HasPrefix(app.secret(t, "uri"), "amqps://admin:"), "prod has no application user: the admin's credentials")
+	annotations := dig(t, sts.Spec, "template", "metadata", "annotations")
+	assert.Equal(t, "15691", dig(t, annotations, "prometheus.io/port"))
+	assert.Equal(t, "https", dig(t, annotations, "prometheus.io/scheme"))
 }
 
 // Bad settings are refused with exit code 2 before Pulumi runs.
@@ -317,4 +352,97 @@ func TestRenderNeedsDir(t *testing.T) {
 	code, _, stderr := warren(t, append([]string{"render", "--stack", "dev"}, flags...)...)
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, "--dir is required")
+}
+
+// up names the applications' Secret and how to read it, never its values.
+func TestUpReportNamesAppSecret(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, writeUpReport(&out, &stack.UpResult{
+		Stack:   "dev",
+		Changes: stack.Changes{"create": 14},
+		Outputs: map[string]string{"appSecretName": "rabbitmq-app", "namespace": "mq", "amqpUrl": "amqp://rabbitmq.mq.svc:5672/"},
+	}))
+	s := out.String()
+	assert.Contains(t, s, "stack dev: 14 create\n")
+	assert.Regexp(t, `(?m)^appSecretName\s+rabbitmq-app$`, s)
+	assert.Contains(t, s, "Secret mq/rabbitmq-app")
+	assert.Contains(t, s, "kubectl -n mq get secret rabbitmq-app")
+}
+
+// With an application user, init generates its password, and the rendered
+// cluster declares it in the definitions every node imports at boot and
+// hands it to applications in the binding Secret.
+func TestRenderAppUserStack(t *testing.T) {
+	requireToolchain(t)
+	dir, flags := stackProject(t)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi.apps.yaml"), []byte(`config:
+  warren:namespace: shop
+  warren:appUsername: shop-app
+  warren:appVhost: shop
+  warren:appReadPermission: "^shop\\."
+  warren:networkPolicy: true
+  warren:networkPolicyAmqpNamespaces: [storefront]
+`), 0o600))
+	r := runInit(t, append([]string{"--stack", "apps"}, flags...)...)
+	assert.Equal(t, []string{"warren:adminPassword", "warren:appPassword", "warren:erlangCookie"}, r.Generated)
+
+	out := filepath.Join(dir, "rendered")
+	code, _, stderr := warren(t, append([]string{"render", "--stack", "apps", "--dir", out}, flags...)...)
+	require.Equal(t, 0, code, stderr)
+	m := readManifests(t, out)
+
+	app := m["Secret/rabbitmq-app"]
+	pw := app.secret(t, "password")
+	assert.Len(t, pw, 26, "generated like the admin password")
+	assert.Equal(t, "shop-app", app.secret(t, "username"))
+	assert.Equal(t, "shop", app.secret(t, "vhost"))
+	assert.Equal(t, "amqp://shop-app:"+pw+"@rabbitmq.shop.svc:5672/shop", app.secret(t, "uri"))
+
+	defs := m["Secret/rabbitmq-definitions"]
+	var file struct {
+		Users       []struct{ Name, Password string }
+		Permissions []struct{ User, Vhost, Read string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(defs.secret(t, "definitions.json")), &file))
+	require.Len(t, file.Users, 2)
+	assert.Equal(t, "shop-app", file.Users[1].Name)
+	assert.Equal(t, pw, file.Users[1].Password, "the Secret and the definitions agree")
+	last := file.Permissions[len(file.Permissions)-1]
+	assert.Equal(t, "shop-app", last.User)
+	assert.Equal(t, `^shop\.`, last.Read)
+	assert.Contains(t, m["ConfigMap/rabbitmq-server-conf"].Data["rabbitmq.conf"], "load_definitions = /etc/warren/definitions/definitions.json")
+
+	np := m["NetworkPolicy/rabbitmq-server"]
+	amqp := np.Spec["ingress"].([]any)[1]
+	assert.Equal(t, []any{"storefront"}, dig(t, amqp, "from", "1", "namespaceSelector", "matchExpressions", "0", "values"))
+}
+
+// up prints the quorum leaders per node before and after its rebalance,
+// or, when it could not rebalance, why and the command that does it by
+// hand.
+func TestUpReportShowsRebalance(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, writeUpReport(&out, &stack.UpResult{Stack: "local", Changes: stack.Changes{"update": 1}, Rebalance: &stack.Rebalance{
+		Status: stack.RebalanceDone, API: "http://10.96.0.7:15672 (the client Service's ClusterIP)", Queues: 12,
+		Before: map[string]int{"rabbit@rabbitmq-server-0.rabbitmq-nodes.mq": 0, "rabbit@rabbitmq-server-1.rabbitmq-nodes.mq": 5, "rabbit@rabbitmq-server-2.rabbitmq-nodes.mq": 7},
+		After:  map[string]int{"rabbit@rabbitmq-server-0.rabbitmq-nodes.mq": 4, "rabbit@rabbitmq-server-1.rabbitmq-nodes.mq": 4, "rabbit@rabbitmq-server-2.rabbitmq-nodes.mq": 4},
+	}}))
+	s := out.String()
+	assert.Contains(t, s, "quorum leaders rebalanced (12 quorum queues, through http://10.96.0.7:15672 (the client Service's ClusterIP)):")
+	assert.Regexp(t, `(?m)^\s+NODE\s+BEFORE\s+AFTER$`, s)
+	assert.Regexp(t, `(?m)^\s+rabbit@rabbitmq-server-0\s+0\s+4$`, s)
+	assert.Regexp(t, `(?m)^\s+rabbit@rabbitmq-server-2\s+7\s+4$`, s)
+
+	out.Reset()
+	require.NoError(t, writeUpReport(&out, &stack.UpResult{Stack: "local", Rebalance: &stack.Rebalance{
+		Status: stack.RebalanceNotDone, Reason: "the cluster's HTTP API is not reachable from this machine",
+		Manual: "kubectl -n mq exec rabbitmq-server-0 -c rabbitmq -- rabbitmq-queues rebalance quorum",
+	}}))
+	s = out.String()
+	assert.Contains(t, s, "quorum leaders NOT rebalanced: the cluster's HTTP API is not reachable from this machine")
+	assert.Contains(t, s, "by hand: kubectl -n mq exec rabbitmq-server-0 -c rabbitmq -- rabbitmq-queues rebalance quorum")
+
+	out.Reset()
+	require.NoError(t, writeUpReport(&out, &stack.UpResult{Stack: "local", Rebalance: &stack.Rebalance{Status: stack.RebalanceSkipped, Reason: "no pod was restarted, added or removed"}}))
+	assert.Contains(t, out.String(), "quorum leaders: not rebalanced: no pod was restarted, added or removed")
 }
