@@ -13,7 +13,7 @@ e2e: ## only the Kubernetes end to end: lab k8s, warren up, migrate into pods, v
 faults: ## every fault case against the lab (make test runs the fast ones): kills, alarms, a stalled API, ghosts, ...
 	./scripts/faults.sh
 
-bench: ## warren's drain against hand-made shovels and a raw copier, its RSS, definitions import against a raw POST; one table (20-40 minutes)
+bench: ## warren's drain against hand-made shovels and a raw copier, its RSS, definitions import against a raw POST; one table (30-45 minutes)
 	./scripts/bench.sh
 
 build:

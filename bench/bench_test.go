@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,22 +27,27 @@ type settings struct {
 	// loads are the queue counts compared.
 	loads []int
 	// perNode are the --parallel values measured at the largest load, in
-	// shovels per running node (the default, shovel.ParallelPerNode, is
-	// the drain rows' own).
+	// shovels per running node, besides the default
+	// (shovel.ParallelPerNode, the drain rows' own); 0 skips them.
 	perNode []int
 	// rounds repeats every drain comparison; the table shows the median.
+	// The lab shares two cores with whatever else runs: a single round
+	// can be off by a quarter.
 	rounds int
 	// rssMessages is the backlog warren's peak RSS is measured on (0: skip).
 	rssMessages int
 	// importQueues quorum queues with two bindings each (0: skip).
 	importQueues int
+	// importRounds repeats the import comparison: each takes minutes,
+	// most of it deleting the 3,000 quorum queues again.
+	importRounds int
 	// bin is the warren binary; built from this checkout when empty.
 	bin string
 }
 
 func loadSettings(b *testing.B) settings {
-	s := settings{messages: 120_000, loads: []int{1, 4, 12}, perNode: []int{1, 3, 4}, rounds: 1,
-		rssMessages: 1_000_000, importQueues: 3000, bin: os.Getenv("WARREN_BENCH_BIN")}
+	s := settings{messages: 120_000, loads: []int{1, 4, 12}, perNode: []int{1, 4}, rounds: 3,
+		rssMessages: 1_000_000, importQueues: 3000, importRounds: 1, bin: os.Getenv("WARREN_BENCH_BIN")}
 	num := func(key string, dst *int) {
 		if v := os.Getenv(key); v != "" {
 			n, err := strconv.Atoi(v)
@@ -54,6 +60,9 @@ func loadSettings(b *testing.B) settings {
 	list := func(key string, dst *[]int) {
 		if v := os.Getenv(key); v != "" {
 			*dst = nil
+			if v == "0" {
+				return // skip
+			}
 			for _, f := range strings.Split(v, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(f))
 				if err != nil || n <= 0 {
@@ -69,7 +78,8 @@ func loadSettings(b *testing.B) settings {
 	num("WARREN_BENCH_ROUNDS", &s.rounds)
 	num("WARREN_BENCH_RSS_MESSAGES", &s.rssMessages)
 	num("WARREN_BENCH_IMPORT_QUEUES", &s.importQueues)
-	s.rounds = max(1, s.rounds)
+	num("WARREN_BENCH_IMPORT_ROUNDS", &s.importRounds)
+	s.rounds, s.importRounds = max(1, s.rounds), max(1, s.importRounds)
 	return s
 }
 
@@ -88,11 +98,12 @@ func BenchmarkCutover(b *testing.B) {
 	var t table
 	t.header = l.describe()
 	for i := 0; i < b.N; i++ {
+		var byDefault float64 // warren's median at the largest load
 		for _, q := range s.loads {
-			l.compareDrains(&t, q)
+			byDefault = l.compareDrains(&t, q)
 		}
 		if len(s.loads) > 0 && len(s.perNode) > 0 {
-			l.compareParallel(&t, s.loads[len(s.loads)-1])
+			l.compareParallel(&t, s.loads[len(s.loads)-1], byDefault)
 		}
 		if s.rssMessages > 0 {
 			l.measureRSS(&t)
@@ -173,8 +184,8 @@ const (
 
 // compareDrains moves the same load with each method, in an order that
 // rotates from round to round and load to load, so that none always goes
-// first on a fresh broker.
-func (l *runner) compareDrains(t *table, queues int) {
+// first on a fresh broker. It returns warren's median.
+func (l *runner) compareDrains(t *table, queues int) float64 {
 	methods := []string{methodWarren, methodHand, methodCopier}
 	times := map[string][]float64{}
 	notes := map[string]string{}
@@ -215,12 +226,23 @@ func (l *runner) compareDrains(t *table, queues int) {
 		}
 		t.rows = append(t.rows, row)
 	}
+	return med[methodWarren]
 }
 
-// compareParallel drains the largest load with several --parallel values.
-func (l *runner) compareParallel(t *table, queues int) {
+// compareParallel drains the largest load with other --parallel values
+// than the default, whose median (byDefault) the drain rows measured.
+func (l *runner) compareParallel(t *table, queues int, byDefault float64) {
 	nodes := len(l.cluster.Running())
-	for _, per := range append([]int{shovel.ParallelPerNode}, l.s.perNode...) {
+	load := fmt.Sprintf("%d × %d", queues, l.s.messages/queues)
+	perNode := append([]int{shovel.ParallelPerNode}, l.s.perNode...)
+	sort.Ints(perNode)
+	for _, per := range slices.Compact(perNode) {
+		method := fmt.Sprintf("warren --parallel %d (%d per node)", per*nodes, per)
+		if per == shovel.ParallelPerNode {
+			t.rows = append(t.rows, row{section: "parallel", load: load, method: method + ", the default", seconds: byDefault,
+				messages: queues * (l.s.messages / queues), note: "the drain row above"})
+			continue
+		}
 		var times []float64
 		var note string
 		for r := 0; r < l.s.rounds; r++ {
@@ -230,12 +252,9 @@ func (l *runner) compareParallel(t *table, queues int) {
 			ld.remove()
 			times = append(times, res.seconds)
 			note = res.note()
+			l.progress("%d queues, round %d: %s %.1fs", queues, r+1, method, res.seconds)
 		}
-		method := fmt.Sprintf("warren --parallel %d (%d per node)", per*nodes, per)
-		if per == shovel.ParallelPerNode {
-			method += ", the default"
-		}
-		t.rows = append(t.rows, row{section: "parallel", load: fmt.Sprintf("%d × %d", queues, l.s.messages/queues), method: method,
+		t.rows = append(t.rows, row{section: "parallel", load: load, method: method,
 			seconds: median(times), messages: queues * (l.s.messages / queues), note: note})
 	}
 }

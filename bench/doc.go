@@ -8,7 +8,8 @@
 //     manual acks, publish with confirms, ack after confirm), at 1, 4 and
 //     12 queues of persistent 1 KiB messages (classic source queues,
 //     quorum destination queues led by every node in turn);
-//   - warren's --parallel at 12 queues, 1 to 4 shovels per node;
+//   - warren's --parallel at 12 queues, 1, 2 (the default) and 4 shovels
+//     per node;
 //   - warren's peak RSS while it drains a million messages;
 //   - definitions import: `warren definitions import` against a raw
 //     POST /api/definitions of the same file (3,000 quorum queues, 6,000

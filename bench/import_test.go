@@ -42,12 +42,12 @@ func definitionsFile(vhost string, queues int) ([]byte, error) {
 
 // compareImport imports the same definitions (in vhosts of their own) with
 // a raw POST /api/definitions and with `warren definitions import`, in
-// turns, and reports the median of each.
+// turns (importRounds of each), and reports the median of each.
 func (l *runner) compareImport(t *table) {
 	const raw, mine = "raw POST /api/definitions", "warren definitions import"
 	times := map[string][]float64{}
 	notes := map[string]string{}
-	for r := 0; r < l.s.rounds; r++ {
+	for r := 0; r < l.s.importRounds; r++ {
 		order := []string{raw, mine}
 		if r%2 == 1 {
 			order = []string{mine, raw}

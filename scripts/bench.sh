@@ -6,9 +6,14 @@
 # `make test` does), waits until no test uses the lab, and prints one table.
 #
 # Sizes: WARREN_BENCH_MESSAGES (120000 per load), WARREN_BENCH_LOADS
-# (1,4,12), WARREN_BENCH_PER_NODE (1,3,4), WARREN_BENCH_ROUNDS (1; the
-# table shows medians), WARREN_BENCH_RSS_MESSAGES (1000000, 0 skips),
-# WARREN_BENCH_IMPORT_QUEUES (3000, 0 skips). Takes 20-40 minutes on 2 cores.
+# (1,4,12), WARREN_BENCH_PER_NODE (1,4 besides the default 2; 0 skips),
+# WARREN_BENCH_ROUNDS (3; the table shows medians),
+# WARREN_BENCH_RSS_MESSAGES (1000000, 0 skips), WARREN_BENCH_IMPORT_QUEUES
+# (3000, 0 skips), WARREN_BENCH_IMPORT_ROUNDS (1). Takes 30-45 minutes on
+# 2 cores.
+#
+# Not to be confused with `warren bench`, the load check of a deployed
+# cluster (see README, "Load check").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
