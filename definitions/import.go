@@ -28,8 +28,12 @@ type ImportResult struct {
 	Skipped   int `json:"skipped"`
 	// Confirmed counts the planned objects found on the target, as
 	// planned, when it was read back afterwards.
-	Confirmed int           `json:"confirmed"`
-	Duration  time.Duration `json:"duration_ns"`
+	Confirmed int `json:"confirmed"`
+	// Placement says through which nodes the new queues were declared
+	// and how the quorum leaders are spread (see QueuePlacement); nil
+	// when no queue was new.
+	Placement *QueuePlacement `json:"placement,omitempty"`
+	Duration  time.Duration   `json:"duration_ns"`
 	// RolledBack is set when the import failed part-way: what it created
 	// and removed again.
 	RolledBack *Rollback `json:"rolled_back,omitempty"`
@@ -50,8 +54,9 @@ func (r *ImportResult) Total() int {
 // skipped), creates the new objects kind by kind in dependency order
 // (vhosts, users, permissions, parameters, policies, exchanges, queues,
 // bindings), then reads the target back and confirms that every planned
-// object is there as planned. Objects the target already holds identically
-// are not touched, so a second Import changes nothing.
+// object is there as planned. New queues are declared spread over the
+// running nodes (see QueuePlacement). Objects the target already holds
+// identically are not touched, so a second Import changes nothing.
 //
 // It is all or nothing: when the target still refuses an object part-way,
 // or does not hold what it accepted, Import removes every object this run
@@ -86,6 +91,16 @@ func Import(ctx context.Context, target *broker.API, plan *Plan) (*ImportResult,
 			if status[k][ID(k, o)] == StatusNew {
 				batch = append(batch, o)
 			}
+		}
+		if k == KindQueue && len(batch) > 0 {
+			sent.sending(k, batch)
+			placed, n, err := postQueues(ctx, target, batch)
+			res.Placement = placed
+			res.Created[k] += n
+			if err != nil {
+				return res, res.rollBack(ctx, target, sent, k, batch, fmt.Sprintf("import %s into %s", section[k], ep.Name), err, true)
+			}
+			batch = nil
 		}
 		for len(batch) > 0 {
 			n := min(len(batch), batchSize)

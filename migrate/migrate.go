@@ -230,7 +230,11 @@ func (r *runner) definitions(ctx context.Context) (string, error) {
 	for _, n := range res.Created {
 		created += n
 	}
-	return fmt.Sprintf("%d created, %d identical, %d skipped, %d confirmed on the target", created, res.Identical, res.Skipped, res.Confirmed), nil
+	detail := fmt.Sprintf("%d created, %d identical, %d skipped, %d confirmed on the target", created, res.Identical, res.Skipped, res.Confirmed)
+	if res.Placement != nil {
+		detail += "; queues " + res.Placement.String()
+	}
+	return detail, nil
 }
 
 func (r *runner) drainOptions() shovel.Options {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -127,20 +128,70 @@ func TestMigrateDryRunChangesNothing(t *testing.T) {
 	topo, backlog := seed(t, e, 3)
 	opts := options(e, topo)
 	opts.DryRun = true
+	counts := backlog.Count()
+	bodies := map[string]int64{}
+	var total int64
+	for _, m := range backlog.Messages {
+		bodies[m.Vhost+"/"+m.Queue] += int64(len(m.Publishing.Body))
+		total += int64(len(m.Publishing.Body))
+	}
 
 	// Run right after the backlog was published, before the HTTP API's
-	// stats have counted it: preflight must still see its full size.
+	// statistics have caught up: preflight counts every message now, and
+	// sizes each queue as well as the API allows, saying how.
 	sum, err := migrate.Run(context.Background(), opts)
 	require.NoError(t, err)
 	assert.Equal(t, "ok", phases(sum)[migrate.Definitions])
 	assert.Equal(t, "skipped", phases(sum)[migrate.Drain])
-	assert.NotEmpty(t, sum.Backlog)
-	var bodies int64
-	for _, m := range backlog.Messages {
-		bodies += int64(len(m.Publishing.Body))
-	}
+	require.NotEmpty(t, sum.Backlog)
 	assert.Equal(t, len(backlog.Messages), sum.Preflight.BacklogMessages)
-	assert.Equal(t, bodies, sum.Preflight.BacklogBytes, "the backlog's size is its bodies' bytes")
+	estimated := 0
+	for _, q := range sum.Backlog {
+		id := q.Vhost + "/" + q.Queue
+		assert.Equal(t, counts[id], q.Messages, "%s counted now", id)
+		switch q.Size {
+		case migrate.SizeCounted:
+			assert.Equal(t, bodies[id], q.Bytes, "%s sized by the API", id)
+		case migrate.SizeScaled, migrate.SizeEstimated:
+			assert.Positive(t, q.Bytes, id)
+		case migrate.SizeUnknown:
+			assert.Zero(t, q.Bytes, id)
+		default:
+			t.Errorf("%s: size %q", id, q.Size)
+		}
+		if q.Size == migrate.SizeEstimated {
+			estimated += q.Messages
+		}
+	}
+	assert.Equal(t, estimated, sum.Preflight.EstimatedMessages)
+	if sum.Preflight.UnsizedMessages > 0 {
+		var said bool
+		for _, f := range sum.Preflight.Findings {
+			said = said || (f.Check == "backlog size" && strings.Contains(f.Detail, "if they average under"))
+		}
+		assert.True(t, said, "preflight says how large the unsized messages may be: %+v", sum.Preflight.Findings)
+	}
+
+	// Once the API has sized every queue, the size is the bodies' bytes.
+	brokertest.Eventually(t, 30*time.Second, func() error {
+		for _, v := range topo.Vhosts {
+			qs, err := e.SourceAPI.ListQueues(context.Background(), v, "name", "messages", "message_bytes")
+			if err != nil {
+				return err
+			}
+			for _, q := range qs {
+				if n, _ := q.Count(); n != counts[v+"/"+q.Name] || q.MessageBytes != bodies[v+"/"+q.Name] {
+					return fmt.Errorf("%s/%s: the API counts %d messages, %d bytes", v, q.Name, n, q.MessageBytes)
+				}
+			}
+		}
+		return nil
+	})
+	sum, err = migrate.Run(context.Background(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, len(backlog.Messages), sum.Preflight.BacklogMessages)
+	assert.Equal(t, total, sum.Preflight.BacklogBytes, "the backlog's size is its bodies' bytes")
+	assert.Zero(t, sum.Preflight.EstimatedMessages)
 	assert.Zero(t, sum.Preflight.UnsizedMessages)
 	require.NotNil(t, sum.Check)
 	assert.Positive(t, sum.Check.Count(definitions.StatusNew))

@@ -23,12 +23,14 @@ type PreflightReport struct {
 	// first: the one table a migration stops on.
 	Findings []preflight.Finding `json:"findings"`
 	// BacklogMessages and BacklogBytes are what the source holds in the
-	// queues in scope: messages as counted now, bytes as the HTTP API
-	// counts them (see backlog). UnsizedMessages are messages whose size
-	// the API had not counted yet; BacklogBytes leaves them out.
-	BacklogMessages int   `json:"backlog_messages"`
-	BacklogBytes    int64 `json:"backlog_bytes"`
-	UnsizedMessages int   `json:"unsized_messages,omitempty"`
+	// queues in scope: messages as counted now, bytes from the HTTP API's
+	// (see backlog). EstimatedMessages are messages the API had not sized
+	// yet, sized with the average of those it had; UnsizedMessages are
+	// messages it had sized none of, which BacklogBytes leaves out.
+	BacklogMessages   int   `json:"backlog_messages"`
+	BacklogBytes      int64 `json:"backlog_bytes"`
+	EstimatedMessages int   `json:"estimated_messages,omitempty"`
+	UnsizedMessages   int   `json:"unsized_messages,omitempty"`
 }
 
 // NodeHeadroom is one target node's room for the backlog.
@@ -54,7 +56,27 @@ type QueueBacklog struct {
 	Queue    string `json:"queue"`
 	Messages int    `json:"messages"`
 	Bytes    int64  `json:"bytes"`
+	// Size says where Bytes comes from (see backlog).
+	Size BacklogSize `json:"size"`
 }
+
+// BacklogSize says how a queue's backlog was sized.
+type BacklogSize string
+
+// How backlog sizes a queue.
+const (
+	// SizeCounted: the HTTP API's message_bytes, for as many messages as
+	// there are now.
+	SizeCounted BacklogSize = "counted"
+	// SizeScaled: the API counted another number of messages; its bytes
+	// scaled to the current count.
+	SizeScaled BacklogSize = "scaled"
+	// SizeEstimated: the API had not sized the queue yet; the average
+	// message size of the queues it had sized, times the count.
+	SizeEstimated BacklogSize = "estimated"
+	// SizeUnknown: the API had sized no queue at all; Bytes is 0.
+	SizeUnknown BacklogSize = "unknown"
+)
 
 // diskFactor is the disk headroom asked of each target node per byte of
 // backlog: every quorum queue member keeps a full copy, written to the WAL
@@ -221,15 +243,19 @@ func (r *runner) checkMigration(ctx context.Context, rep *PreflightReport, check
 	for _, q := range backlog {
 		rep.BacklogMessages += q.Messages
 		rep.BacklogBytes += q.Bytes
-		if q.Bytes == 0 && q.Messages > 0 {
+		switch q.Size {
+		case SizeEstimated:
+			rep.EstimatedMessages += q.Messages
+		case SizeUnknown:
 			rep.UnsizedMessages += q.Messages
 		}
 	}
-	if rep.UnsizedMessages > 0 {
-		warn("backlog size", "the source's HTTP API has not yet counted the size of %d of %d messages: disk headroom is judged without them",
-			rep.UnsizedMessages, rep.BacklogMessages)
-		slog.Warn("backlog size partly unknown", "unsized_messages", rep.UnsizedMessages)
+	if rep.EstimatedMessages > 0 {
+		add("backlog size", true, "the source's HTTP API has not yet sized %d of %d messages (its statistics lag): sized with the average message size of the rest",
+			rep.EstimatedMessages, rep.BacklogMessages)
+		slog.Info("backlog size partly estimated", "estimated_messages", rep.EstimatedMessages)
 	}
+	spare := int64(-1) // the least disk room any running node has left after the sized backlog
 	for _, n := range rep.Nodes {
 		if !n.Running {
 			continue // reported above; its disk and memory figures are zero
@@ -248,6 +274,9 @@ func (r *runner) checkMigration(ctx context.Context, rep *PreflightReport, check
 		room := n.DiskFree - n.DiskFreeLimit
 		need := diskFactor * rep.BacklogBytes
 		add("disk headroom", room >= need, "target node %s: %s free above its limit, the backlog needs %s", n.Name, mib(room), mib(need))
+		if spare < 0 || room-need < spare {
+			spare = max(0, room-need)
+		}
 		// Quorum queues keep message bodies on disk, so memory is a warning:
 		// a node near its watermark blocks publishers, shovels included,
 		// and the drain then stalls rather than loses anything.
@@ -255,6 +284,17 @@ func (r *runner) checkMigration(ctx context.Context, rep *PreflightReport, check
 			warn("memory headroom", "target node %s: %s below its memory watermark, the backlog is %s; the drain may be throttled", n.Name, mib(mem), mib(rep.BacklogBytes))
 			slog.Warn("little memory headroom on a target node", "node", n.Name, "headroom", mib(mem), "backlog", mib(rep.BacklogBytes))
 		}
+	}
+
+	if rep.UnsizedMessages > 0 {
+		// Their size cannot be known yet; say how large they may be.
+		room := "unknown"
+		if spare >= 0 {
+			room = fmt.Sprintf("%.1f KiB", float64(spare)/float64(diskFactor*int64(rep.UnsizedMessages))/1024)
+		}
+		warn("backlog size", "the source's HTTP API has not yet sized %d messages (its statistics lag a few seconds behind publishing): disk headroom is judged without them; "+
+			"every target node has room for them if they average under %s each. Run again in a few seconds to size them", rep.UnsizedMessages, room)
+		slog.Warn("backlog size unknown", "unsized_messages", rep.UnsizedMessages, "room_per_message", room)
 	}
 
 	return nil
@@ -323,70 +363,70 @@ func nodes(ctx context.Context, api *broker.API) ([]NodeHeadroom, error) {
 	}
 }
 
-// backlogWait bounds how long backlog waits for the HTTP API's counts to
-// catch up (they lag by the stats interval, 5 s by default, and a quorum
-// queue's by its metrics tick, another 5 s).
-const backlogWait = 15 * time.Second
-
-// backlog reads each source queue's depth and size. A passive declare gives
-// the current depth; sizes come only from the HTTP API, whose counts lag.
-// While the API counts fewer messages than a passive declare finds, for
-// instance right after a backlog was published, or reports a queue's
-// messages but not yet their bytes, it reads the API again, for up to
-// backlogWait. A queue still behind then has its size scaled from the API's
-// average message size, or none when the API has sized none of it.
+// backlog reads each source queue's depth and size now, without waiting
+// for the HTTP API to catch up:
+//
+//   - messages: a passive declare's count, which is current; the API's
+//     count if larger (a quorum queue's leader may answer a passive
+//     declare with 0 while busy);
+//   - bytes: the API's message_bytes, which lags by the statistics
+//     interval (and a quorum queue's by its metrics tick). Where the API
+//     counted another number of messages than there are, its bytes are
+//     scaled to the current count (its average message size in that
+//     queue); a queue the API has not sized at all yet (no count, or a
+//     count but no bytes) gets the average message size of the queues it
+//     has sized, and counts as estimated. When it has sized none, the
+//     messages are unsized and left out of the bytes.
+//
+// What it cannot know: message_bytes counts bodies only, not properties,
+// headers or the per-message overhead of the target's quorum log; the
+// sizes of messages published since the API's last statistics are
+// averages; and messages published after preflight are not counted at all.
 func (r *runner) backlog(ctx context.Context) ([]QueueBacklog, error) {
 	depths := broker.NewDepths(r.opts.Source)
 	defer depths.Close()
-	deadline := time.Now().Add(backlogWait)
-	told := false
-	for {
-		queues, err := r.src.ListQueues(ctx, "", "name", "vhost", "messages", "message_bytes")
-		if err != nil {
+	queues, err := r.src.ListQueues(ctx, "", "name", "vhost", "messages", "message_bytes")
+	if err != nil {
+		return nil, err
+	}
+	var out []QueueBacklog
+	var sizedBytes, sizedMessages int64
+	for _, q := range queues {
+		if len(r.opts.Vhosts) > 0 && !slices.Contains(r.opts.Vhosts, q.Vhost) {
+			continue
+		}
+		ready, _, err := depths.Depth(ctx, q.Vhost, q.Name)
+		if err != nil && !errors.Is(err, broker.ErrNoQueue) {
 			return nil, err
 		}
-		var out []QueueBacklog
-		behind := 0
-		for _, q := range queues {
-			if len(r.opts.Vhosts) > 0 && !slices.Contains(r.opts.Vhosts, q.Vhost) {
-				continue
-			}
-			// Either count can be low (a quorum queue's leader may answer a
-			// passive declare with 0 while busy), so take the larger.
-			ready, _, err := depths.Depth(ctx, q.Vhost, q.Name)
-			if err != nil && !errors.Is(err, broker.ErrNoQueue) {
-				return nil, err
-			}
-			counted, _ := q.Count()
-			n := max(ready, counted)
-			if n == 0 {
-				continue
-			}
-			b := QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n, Bytes: q.MessageBytes}
-			switch {
-			case q.MessageBytes == 0 || counted == 0:
-				// Not sized yet: a quorum queue reports its count a tick
-				// before its bytes. (A backlog of empty bodies looks the
-				// same, costs a wait, and is reported as unsized.)
-				behind++
-				b.Bytes = 0
-			case counted < n:
-				behind++
-				b.Bytes = q.MessageBytes * int64(n) / int64(counted)
-			}
-			out = append(out, b)
+		counted, _ := q.Count()
+		n := max(ready, counted)
+		if n == 0 {
+			continue
 		}
-		if behind == 0 || time.Now().After(deadline) {
-			return out, nil
+		b := QueueBacklog{Vhost: q.Vhost, Queue: q.Name, Messages: n}
+		switch {
+		case counted == 0 || q.MessageBytes == 0:
+			// Not sized yet: a quorum queue reports its count a tick
+			// before its bytes. Sized below from the others' average.
+			b.Size = SizeUnknown
+		case counted == n:
+			b.Bytes, b.Size = q.MessageBytes, SizeCounted
+		default:
+			b.Bytes, b.Size = q.MessageBytes*int64(n)/int64(counted), SizeScaled
 		}
-		if !told {
-			told = true
-			slog.Info("waiting for the source's HTTP API to count the backlog's size", "queues_behind", behind, "at_most", backlogWait)
+		if b.Size != SizeUnknown {
+			sizedBytes += q.MessageBytes
+			sizedMessages += int64(counted)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
+		out = append(out, b)
+	}
+	if sizedMessages > 0 {
+		for i, b := range out {
+			if b.Size == SizeUnknown {
+				out[i].Bytes, out[i].Size = sizedBytes*int64(b.Messages)/sizedMessages, SizeEstimated
+			}
 		}
 	}
+	return out, nil
 }

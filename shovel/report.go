@@ -81,6 +81,9 @@ type QueueResult struct {
 	lastExact int
 	// leader is the destination's leader as last read.
 	leader string
+	// polledHTTP is when the watch loop last read the target queue
+	// through the HTTP API (see counts.watchDepth).
+	polledHTTP time.Time
 }
 
 // Conserved reports whether no message is missing.

@@ -11,8 +11,15 @@ import (
 	"github.com/warrenmq/warren/broker"
 )
 
-// ackGrace is how long a drained queue waits for the shovel's last acks.
-const ackGrace = time.Second
+// ackGrace is how long a queue whose every message has arrived waits for
+// the shovel's last acks before its shovel is removed. The shovel acks a
+// message on the source as the target confirms it, which is when the
+// target's count (what warren reads) includes it: the acks land within
+// milliseconds, and the source's HTTP total, which would show them, lags by
+// seconds. Should an ack still be in flight, removing the shovel requeues
+// its message, and finish moves it again: a counted duplicate, never a
+// loss. A second here was a second added to every queue's drain.
+const ackGrace = 300 * time.Millisecond
 
 // redeliveryEvery is how often the source's redeliver counter is read.
 const redeliveryEvery = 2 * time.Second
@@ -57,6 +64,7 @@ func (d *drainer) queue(ctx context.Context, w workItem, r QueueResult) QueueRes
 // drainQueue follows a queue until it is drained, then removes its shovel
 // and judges the counts.
 func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) error {
+	start := time.Now()
 	bar := d.opts.Progress.Queue(w.vhost, w.name, r.SourceBefore)
 	defer func() { bar.Done(*r) }()
 	startMoved := r.Moved
@@ -67,9 +75,11 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 	if err := q.start(ctx); err != nil {
 		return err
 	}
+	slog.Debug("shovel running", "vhost", w.vhost, "queue", w.name, "node", r.Node, "after", time.Since(start).Round(time.Millisecond))
 
-	tick := time.NewTicker(d.opts.Poll)
+	tick := time.NewTimer(d.opts.Poll)
 	defer tick.Stop()
+	running := time.Now()
 	lastMoved, lastChange := -1, time.Now()
 	var emptySince, reachedAt, lastRedelivery time.Time
 	lastRead, lastWarned := time.Now(), time.Time{}
@@ -83,6 +93,7 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 			return fmt.Errorf("interrupted; the shovel keeps running, run the same command again to finish: %w", ctx.Err())
 		case <-tick.C:
 		}
+		tick.Reset(d.pollInterval(r, r.Moved-startMoved, time.Since(running)))
 		if paused, err := q.alarms(ctx); err != nil {
 			return err
 		} else if paused {
@@ -177,6 +188,7 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 				// one not have, the recheck after removal moves it again.
 				if reachedAt.IsZero() {
 					reachedAt = time.Now()
+					slog.Debug("every message arrived", "vhost", w.vhost, "queue", w.name, "after", time.Since(start).Round(time.Millisecond))
 				}
 				done = total == 0 || time.Since(reachedAt) >= ackGrace
 			}
@@ -195,13 +207,34 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 			continue
 		}
 
+		finishing := time.Now()
 		again, err := q.finish(ctx)
 		if err != nil || !again {
 			bar.Set(r.Moved)
+			slog.Debug("queue finished", "vhost", w.vhost, "queue", w.name, "after", time.Since(start).Round(time.Millisecond), "finish", time.Since(finishing).Round(time.Millisecond))
 			return err
 		}
 		lastChange = time.Now()
 	}
+}
+
+// pollInterval is how long a queue's watch loop waits before its next
+// reading: Options.Poll while the queue is about to finish, has not moved
+// yet, or takes live traffic; longer, up to a second (or Poll, when
+// larger), while what is left takes far longer at the rate seen so far
+// (moved in elapsed): a fifth of that time. Every reading is work for the
+// brokers the drain keeps busy (passive declares on both sides, HTTP
+// reads), and a drain of many queues reads each; a queue with a minute to
+// go gains nothing from four readings a second. The last readings, which
+// tell when the queue is done, come at Poll all the same.
+func (d *drainer) pollInterval(r *QueueResult, moved int, elapsed time.Duration) time.Duration {
+	lo, hi := d.opts.Poll, max(d.opts.Poll, time.Second)
+	left := r.SourceBefore - r.Moved
+	if r.Live || moved <= 0 || left <= 0 || elapsed <= 0 {
+		return lo
+	}
+	eta := time.Duration(float64(elapsed) * float64(left) / float64(moved))
+	return min(hi, max(lo, eta/5))
 }
 
 // observeTarget updates a queue's arrivals and its leader, and says
@@ -210,9 +243,12 @@ func (d *drainer) drainQueue(ctx context.Context, w workItem, r *QueueResult) er
 // reading is a measurement artefact, never a loss (lossSuspected looks at
 // exact readings for that).
 func (d *drainer) observeTarget(ctx context.Context, r *QueueResult) (bool, error) {
-	rd, err := d.counts.targetDepth(ctx, r.Vhost, r.Queue)
+	rd, err := d.counts.watchDepth(ctx, r.Vhost, r.Queue, r.polledHTTP)
 	if err != nil {
 		return false, err
+	}
+	if rd.http {
+		r.polledHTTP = time.Now()
 	}
 	if r.Live {
 		r.TargetAfter = rd.depth // consumers may take messages: no monotony
@@ -415,6 +451,7 @@ func (q *queueRun) finish(ctx context.Context) (again bool, err error) {
 		slog.Info("messages came back to the source after the shovel stopped; continuing", "vhost", r.Vhost, "queue", r.Queue, "ready", srcReady)
 		return true, q.start(ctx)
 	}
+	r.polledHTTP = time.Time{} // the final count: read both ways
 	if _, err := d.observeTarget(ctx, r); err != nil {
 		return false, err
 	}

@@ -115,11 +115,25 @@ func (s *session) health(ctx context.Context, service *broker.Endpoint) {
 	})
 	s.check(ctx, AreaHealth, "alarms", func() outcome { return alarms(nodes, nodesErr) })
 	s.check(ctx, AreaHealth, "partitions", func() outcome { return partitions(nodes, nodesErr) })
+	var queues []queueInfo
+	var queuesErr error
 	s.check(ctx, AreaHealth, "quorum queues", func() outcome {
 		if nodesErr != nil {
 			return failf("list nodes: %v", nodesErr)
 		}
-		return s.quorumQueues(ctx, nodes)
+		if queues, queuesErr = s.userQuorumQueues(ctx); queuesErr != nil {
+			return failf("%v", queuesErr)
+		}
+		return quorumQueues(queues, nodes)
+	})
+	s.check(ctx, AreaHealth, "quorum leaders", func() outcome {
+		switch {
+		case nodesErr != nil:
+			return failf("list nodes: %v", nodesErr)
+		case queuesErr != nil:
+			return failf("%v", queuesErr)
+		}
+		return quorumLeaders(queues, nodes, s.opts.Vhosts)
 	})
 }
 
@@ -225,27 +239,39 @@ func partitions(nodes []nodeInfo, err error) outcome {
 	return passf("no network partition seen by %d running nodes", runningCount(nodes))
 }
 
-// quorumQueues checks that every quorum queue has as many members as the
-// cluster gives it (all nodes, or x-quorum-initial-group-size of them), that
-// every member is online, and that it has an online leader.
-func (s *session) quorumQueues(ctx context.Context, nodes []nodeInfo) outcome {
+// userQuorumQueues lists the quorum queues of the vhosts verified (every
+// vhost when none is named), leaving out verify's own.
+func (s *session) userQuorumQueues(ctx context.Context) ([]queueInfo, error) {
 	cols := []string{"name", "vhost", "type", "members", "online", "leader", "arguments"}
 	var queues []queueInfo
 	if len(s.opts.Vhosts) == 0 {
 		qs, err := s.target.ListQueues(ctx, "", cols...)
 		if err != nil {
-			return failf("%v", err)
+			return nil, err
 		}
 		queues = qs
 	} else {
 		for _, v := range s.opts.Vhosts {
 			qs, err := s.target.ListQueues(ctx, v, cols...)
 			if err != nil {
-				return failf("%v", err)
+				return nil, err
 			}
 			queues = append(queues, qs...)
 		}
 	}
+	out := queues[:0]
+	for _, q := range queues {
+		if q.Type == "quorum" && !strings.HasPrefix(q.Name, Prefix) {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// quorumQueues checks that every quorum queue has as many members as the
+// cluster gives it (all nodes, or x-quorum-initial-group-size of them), that
+// every member is online, and that it has an online leader.
+func quorumQueues(queues []queueInfo, nodes []nodeInfo) outcome {
 	var cluster []string
 	running := map[string]bool{}
 	for _, n := range nodes {
@@ -255,9 +281,6 @@ func (s *session) quorumQueues(ctx context.Context, nodes []nodeInfo) outcome {
 	var bad []string
 	count := 0
 	for _, q := range queues {
-		if q.Type != "quorum" || strings.HasPrefix(q.Name, Prefix) {
-			continue
-		}
 		count++
 		if p := quorumProblem(q, cluster, running); p != "" {
 			bad = append(bad, fmt.Sprintf("%s/%s: %s", q.Vhost, q.Name, p))

@@ -117,7 +117,7 @@ func put(t *testing.T, api *broker.API, path string, body any) {
 	require.NoError(t, api.Do(context.Background(), http.MethodPut, path, body, nil), "PUT %s", path)
 }
 
-// declare creates exchanges, queues and bindings over AMQP.
+// topology is exchanges, queues and bindings to declare over AMQP.
 type topology struct {
 	exchanges [][3]string // name, type, "internal" or ""
 	queues    []string
@@ -131,13 +131,18 @@ type bind struct {
 	args         amqp.Table
 }
 
-func (top topology) declare(t *testing.T, ch *amqp.Channel, withBindings func(bind) bool) {
+// declare creates the topology through chs: exchanges and bindings
+// through the first, queue i through chs[i % len(chs)]. A queue lives on
+// (a quorum queue is led by) the node whose connection declared it, so
+// one channel per node spreads them as a migration would.
+func (top topology) declare(t *testing.T, chs []*amqp.Channel, withBindings func(bind) bool) {
 	t.Helper()
+	ch := chs[0]
 	for _, x := range top.exchanges {
 		require.NoError(t, ch.ExchangeDeclare(x[0], x[1], true, false, x[2] == "internal", false, nil), x[0])
 	}
-	for _, q := range top.queues {
-		_, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+	for i, q := range top.queues {
+		_, err := chs[i%len(chs)].QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
 		require.NoError(t, err, q)
 	}
 	for _, b := range top.bindings {
@@ -176,4 +181,14 @@ func publish(t *testing.T, ch *amqp.Channel, queue string, n int) {
 		require.NoError(t, err)
 		require.True(t, dc.Wait(), "publish to %s not confirmed", queue)
 	}
+}
+
+// channels opens a channel to each node of ep, in order.
+func channels(t *testing.T, e *brokertest.Env, ep broker.Endpoint) []*amqp.Channel {
+	t.Helper()
+	out := make([]*amqp.Channel, len(ep.AMQP))
+	for i := range ep.AMQP {
+		out[i] = e.Channel(t, ep, i)
+	}
+	return out
 }

@@ -146,7 +146,7 @@ func bindingName(vhost string, b bind) string {
 func TestRoutingExercisesEveryBindingWithoutTouchingUserQueues(t *testing.T) {
 	e := brokertest.New(t)
 	ch := e.Channel(t, e.Target, 0)
-	labTopology.declare(t, ch, nil)
+	labTopology.declare(t, []*amqp.Channel{ch}, nil)
 	// deep's alternate exchange comes from a policy, which the simulation
 	// must read too.
 	put(t, e.TargetAPI, "policies/"+e.Vhost+"/spill", map[string]any{
@@ -209,9 +209,9 @@ func nodeList(n int) string {
 
 func TestMissingBindingFails(t *testing.T) {
 	e := brokertest.New(t)
-	labTopology.declare(t, e.Channel(t, e.Source, 0), nil)
+	labTopology.declare(t, channels(t, e, e.Source), nil)
 	missing := map[string]bool{"orders→q-orders": true, "router→sink": true}
-	labTopology.declare(t, e.Channel(t, e.Target, 0), func(b bind) bool { return !missing[b.source+"→"+b.dest] })
+	labTopology.declare(t, channels(t, e, e.Target), func(b bind) bool { return !missing[b.source+"→"+b.dest] })
 
 	r := run(t, options(t, e, AreaRouting))
 	err := r.Err()

@@ -17,8 +17,8 @@ import (
 // probe may reach a user queue.
 func TestTargetPassesEveryCheck(t *testing.T) {
 	e := brokertest.New(t)
-	labTopology.declare(t, e.Channel(t, e.Source, 0), nil)
-	labTopology.declare(t, e.Channel(t, e.Target, 0), nil)
+	labTopology.declare(t, channels(t, e, e.Source), nil)
+	labTopology.declare(t, channels(t, e, e.Target), nil)
 	o := options(t, e)
 	o.Vhosts = append(o.Vhosts, envList("WARREN_VHOST")...)
 	if path := os.Getenv("WARREN_DRAIN_REPORT"); path != "" {

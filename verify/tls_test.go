@@ -31,7 +31,7 @@ func tlsOptions(t *testing.T, e *brokertest.Env, areas ...Area) Options {
 func TestTLSEndpointsPassEveryCheck(t *testing.T) {
 	e := brokertest.New(t)
 	requireLab(t, e)
-	labTopology.declare(t, e.Channel(t, e.Target, 0), nil)
+	labTopology.declare(t, channels(t, e, e.Target), nil)
 	o := tlsOptions(t, e, AreaHealth, AreaRoundTrip, AreaRouting)
 	o.Source = nil
 	r := run(t, o)

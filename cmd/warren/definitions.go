@@ -509,6 +509,9 @@ func printImport(w io.Writer, r *definitions.ImportResult) {
 	}
 	fmt.Fprintf(w, "created %d, left %d identical and %d skipped conflicts alone; confirmed %d planned objects on the target in %s\n",
 		r.Total(), r.Identical, r.Skipped, r.Confirmed, r.Duration.Round(time.Millisecond))
+	if r.Placement != nil {
+		fmt.Fprintf(w, "queues: %s\n", r.Placement)
+	}
 }
 
 func kindOrder(k string) int {
